@@ -43,5 +43,20 @@ func ErrorCode(err error) Code {
 	return EInternal
 }
 
-// ErrNotFound is returned by stores when a record does not exist.
-var ErrNotFound = errors.New("not found")
+// Sentinels that stores return and the task lifecycle branches on.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrLeaseLost = errors.New("lease lost: the stack is no longer held by this token")
+	ErrNotLocked = errors.New("not locked")
+)
+
+// UserMessage returns the sentence meant for the requester when err is or
+// wraps an *Error that is not internal. Adapters show anything else only as
+// a reference into the log.
+func UserMessage(err error) (string, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EInternal {
+		return e.Message, true
+	}
+	return "", false
+}

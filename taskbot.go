@@ -47,9 +47,10 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 // State is where a task is in its lifecycle.
 type State string
 
-// The states of a task. A task is created awaiting approval or running, and
-// ends finished, failed or refused.
+// The states of a task. A task is created pending while it is checked, may
+// await approval, then runs, and ends finished, failed or refused.
 const (
+	StatePending          State = "pending"
 	StateAwaitingApproval State = "awaiting_approval"
 	StateRunning          State = "running"
 	StateFinished         State = "finished" // exit code 0
@@ -152,14 +153,15 @@ type EventType string
 // The audit event types.
 const (
 	EventRequested       EventType = "requested"        // command, skip_init, channel
-	EventRefused         EventType = "refused"          // reason (one entry per line)
+	EventRefused         EventType = "refused"          // reason
 	EventDecided         EventType = "decided"          // decision, reasons
 	EventApprovalCounted EventType = "approval_counted" // approver, approvals, needed
+	EventApprovalIgnored EventType = "approval_ignored" // approver, reason
 	EventLockAcquired    EventType = "lock_acquired"    // kind, token
 	EventLockReleased    EventType = "lock_released"    // kind, token
 	EventStarted         EventType = "started"          // image
 	EventFinished        EventType = "finished"         // exit_code
 	EventFailed          EventType = "failed"           // exit_code, reason
 	EventStackLocked     EventType = "stack_locked"     // reason
-	EventStackUnlocked   EventType = "stack_unlocked"   //
+	EventStackUnlocked   EventType = "stack_unlocked"   // (no extra fields)
 )

@@ -1,0 +1,258 @@
+// Package bot is taskbot's Slack adapter: it receives slash commands and
+// reactions over Socket Mode, acknowledges them at once, and hands them to
+// the task lifecycle; it shows tasks, their output and replies in Slack.
+//
+// Only this package decides what a Slack user sees: errors meant for users
+// (*taskbot.Error, usage errors) are shown as they are; anything else is
+// shown as a reference into the log.
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/command"
+	"github.com/taskbot/taskbot/task"
+)
+
+// Tasks is the task lifecycle, as the bot uses it.
+type Tasks interface {
+	Handle(ctx context.Context, req task.Request) (task.Reply, error)
+	React(ctx context.Context, r task.Reaction) error
+}
+
+// Deduper remembers which deliveries were handled, across replicas.
+type Deduper interface {
+	FirstDelivery(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// Options configures a Bot.
+type Options struct {
+	// Workers bounds how many commands are handled at once; tasks run in
+	// them. Zero means 32.
+	Workers int
+
+	// DrainTimeout is how long Run waits, once its context ends, for
+	// running tasks to finish before cancelling them. Zero means 5 minutes.
+	DrainTimeout time.Duration
+}
+
+// dedupeTTL outlasts Slack's redelivery schedule (the last retry comes
+// about five minutes after the first delivery).
+const dedupeTTL = time.Hour
+
+// Bot receives Slack events over Socket Mode and hands them to the task
+// lifecycle.
+type Bot struct {
+	client *Client
+	tasks  Tasks
+	dedupe Deduper
+	log    logrus.FieldLogger
+	opts   Options
+
+	botUser string         // the bot's own user ID, set by Run
+	slots   chan struct{}  // one token per busy worker
+	work    sync.WaitGroup // handlers in flight
+}
+
+// New returns a Bot; Run connects it.
+func New(c *Client, tasks Tasks, dedupe Deduper, lg logrus.FieldLogger, o Options) *Bot {
+	if o.Workers <= 0 {
+		o.Workers = 32
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 5 * time.Minute
+	}
+	return &Bot{client: c, tasks: tasks, dedupe: dedupe, log: lg, opts: o,
+		slots: make(chan struct{}, o.Workers)}
+}
+
+// Run connects to Slack and handles events until ctx ends. Then it takes no
+// more work, gives running tasks DrainTimeout to finish, cancels the rest and
+// waits for them to clean up.
+func (b *Bot) Run(ctx context.Context) error {
+	user, err := b.client.authTest(ctx)
+	if err != nil {
+		return err
+	}
+	b.botUser = user
+
+	sm := socketmode.New(b.client.api)
+	connErr := make(chan error, 1)
+	go func() { connErr <- sm.RunContext(ctx) }()
+
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	err = b.receive(ctx, work, sm, connErr)
+	b.drain(cancelWork)
+	return err
+}
+
+// receive acks each event as it arrives and hands it to a worker.
+func (b *Bot) receive(ctx, work context.Context, sm *socketmode.Client, connErr <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-connErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("socket mode: %w", err)
+		case evt := <-sm.Events:
+			b.event(work, sm, evt)
+		}
+	}
+}
+
+// event acks evt before anything slow, then dispatches it.
+func (b *Bot) event(work context.Context, sm *socketmode.Client, evt socketmode.Event) {
+	if evt.Request != nil {
+		if err := sm.Ack(*evt.Request); err != nil {
+			b.log.WithError(err).Warn("ack failed")
+		}
+	}
+
+	switch evt.Type {
+	case socketmode.EventTypeSlashCommand:
+		if sc, ok := evt.Data.(slack.SlashCommand); ok {
+			b.dispatch(work, "slash:"+evt.Request.EnvelopeID, func(ctx context.Context) { b.slash(ctx, sc) })
+		}
+	case socketmode.EventTypeEventsAPI:
+		b.eventsAPI(work, evt)
+	case socketmode.EventTypeConnected, socketmode.EventTypeConnecting, socketmode.EventTypeConnectionError:
+		b.log.WithField("state", string(evt.Type)).Info("socket mode connection")
+	}
+}
+
+// eventsAPI dispatches the Events API events taskbot acts on.
+func (b *Bot) eventsAPI(work context.Context, evt socketmode.Event) {
+	outer, ok := evt.Data.(slackevents.EventsAPIEvent)
+	if !ok {
+		return
+	}
+	r, ok := outer.InnerEvent.Data.(*slackevents.ReactionAddedEvent)
+	if !ok || r.User == b.botUser {
+		return
+	}
+	key := "event:" + evt.Request.EnvelopeID
+	if cb, ok := outer.Data.(*slackevents.EventsAPICallbackEvent); ok {
+		key = "event:" + cb.EventID // Slack redelivers with the same event_id
+	}
+	reaction := task.Reaction{User: r.User, Channel: r.Item.Channel, TS: r.Item.Timestamp, Emoji: r.Reaction}
+	b.dispatch(work, key, func(ctx context.Context) {
+		if err := b.tasks.React(ctx, reaction); err != nil {
+			b.log.WithError(err).WithField("user", r.User).Error("handling reaction failed")
+		}
+	})
+}
+
+// dispatch runs fn in a worker once the delivery key is known to be new.
+// The event loop never waits here, so acks are never held up by work.
+func (b *Bot) dispatch(ctx context.Context, key string, fn func(context.Context)) {
+	b.work.Add(1)
+	go func() {
+		defer b.work.Done()
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-b.slots }()
+		defer b.recoverPanic()
+
+		first, err := b.dedupe.FirstDelivery(ctx, key, dedupeTTL)
+		if err != nil {
+			b.log.WithError(err).Error("dedupe check failed; dropping the delivery")
+			return
+		}
+		if first {
+			fn(ctx)
+		}
+	}()
+}
+
+func (b *Bot) recoverPanic() {
+	if r := recover(); r != nil {
+		b.log.WithField("panic", fmt.Sprint(r)).WithField("stack", string(debug.Stack())).Error("handler panicked")
+	}
+}
+
+// drain waits for handlers, cancelling them after the drain timeout.
+func (b *Bot) drain(cancel context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { b.work.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(b.opts.DrainTimeout):
+		b.log.Warn("drain timeout passed; cancelling running tasks")
+		cancel()
+	}
+	<-done
+}
+
+// slash handles one slash command and answers the requester.
+func (b *Bot) slash(ctx context.Context, sc slack.SlashCommand) {
+	lg := b.log.WithFields(logrus.Fields{"user": sc.UserID, "channel": sc.ChannelID, "command": sc.Command})
+	reply, err := b.handle(ctx, sc)
+	text, public := reply.Text, reply.Public
+	if err != nil {
+		text, public = b.errorText(lg, err), false
+	}
+	if text == "" {
+		return
+	}
+	if err := b.client.Respond(ctx, sc.ResponseURL, text, public); err != nil {
+		lg.WithError(err).Error("answering slash command failed")
+	}
+}
+
+func (b *Bot) handle(ctx context.Context, sc slack.SlashCommand) (task.Reply, error) {
+	text, err := DecodeText(sc.Text)
+	if err != nil {
+		return task.Reply{}, taskbot.Errorf(taskbot.EInvalid, "I could not read that command: %v.\n%s",
+			err, command.Usage(trimSlash(sc.Command)))
+	}
+	cmd, err := command.Parse(sc.Command, text)
+	if err != nil {
+		return task.Reply{}, err
+	}
+	return b.tasks.Handle(ctx, task.Request{User: sc.UserID, Channel: sc.ChannelID, Command: cmd})
+}
+
+// errorText is what the requester sees for err: the sentence meant for
+// them, or a reference to the full error in the log.
+func (b *Bot) errorText(lg logrus.FieldLogger, err error) string {
+	if msg, ok := taskbot.UserMessage(err); ok {
+		return msg
+	}
+	ref := newRef()
+	lg.WithError(err).WithField("ref", ref).Error("request failed")
+	return fmt.Sprintf("Something went wrong (ref %s). An operator can find the details in taskbot's log.", ref)
+}
+
+func newRef() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func trimSlash(name string) string {
+	if len(name) > 0 && name[0] == '/' {
+		return name[1:]
+	}
+	return name
+}

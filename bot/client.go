@@ -1,0 +1,170 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+
+	"github.com/taskbot/taskbot/mask"
+	"github.com/taskbot/taskbot/task"
+)
+
+// Client is taskbot's side of the Slack Web API: it posts and updates task
+// messages, streams output into their threads and looks up user groups. It
+// implements task.Chat and task.Directory. Every text it sends passes the
+// masker first.
+type Client struct {
+	api    *slack.Client
+	masker *mask.Masker
+	log    logrus.FieldLogger
+	groups groupCache
+
+	// FlushInterval is how often task output is sent to Slack. Slack
+	// allows about one message per second per channel.
+	FlushInterval time.Duration
+}
+
+var (
+	_ task.Chat      = (*Client)(nil)
+	_ task.Directory = (*Client)(nil)
+)
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	AppToken string // xapp-…, for socket mode
+	BotToken string // xoxb-…, for the Web API
+	APIURL   string // Web API base URL ending in '/'; "" means Slack's
+
+	// GroupTTL is how long user-group members are cached; zero means a minute.
+	GroupTTL time.Duration
+}
+
+// NewClient returns a Client. It does not connect.
+func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Client {
+	opts := []slack.Option{
+		slack.OptionAppLevelToken(o.AppToken),
+		slack.OptionRetry(5), // waits out 429s as Retry-After says
+		slack.OptionLog(log.New(lg.WithField("component", "slack-go").WriterLevel(logrus.DebugLevel), "", 0)),
+	}
+	if o.APIURL != "" {
+		opts = append(opts, slack.OptionAPIURL(o.APIURL))
+	}
+	ttl := o.GroupTTL
+	if ttl == 0 {
+		ttl = time.Minute
+	}
+	return &Client{
+		api:           slack.New(o.BotToken, opts...),
+		masker:        masker,
+		log:           lg,
+		groups:        groupCache{ttl: ttl, entries: map[string]groupEntry{}},
+		FlushInterval: time.Second,
+	}
+}
+
+// PostTask implements task.Chat.
+func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
+	text, blocks := renderTask(c.maskView(v))
+	_, ts, err := c.api.PostMessageContext(ctx, v.Task.Channel,
+		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	if err != nil {
+		return "", fmt.Errorf("chat.postMessage in %s: %w", v.Task.Channel, err)
+	}
+	return ts, nil
+}
+
+// UpdateTask implements task.Chat.
+func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
+	text, blocks := renderTask(c.maskView(v))
+	_, _, _, err := c.api.UpdateMessageContext(ctx, v.Task.Channel, v.Task.MessageTS,
+		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	if err != nil {
+		return fmt.Errorf("chat.update of task %s: %w", v.Task.ID, err)
+	}
+	return nil
+}
+
+// maskView masks every text of v that came from a person or a policy.
+func (c *Client) maskView(v task.View) task.View {
+	v.Task.Command = c.masker.String(v.Task.Command)
+	v.Task.Detail = c.masker.String(v.Task.Detail)
+	reasons := make([]string, len(v.Reasons))
+	for i, r := range v.Reasons {
+		reasons[i] = c.masker.String(r)
+	}
+	v.Reasons = reasons
+	return v
+}
+
+// Respond answers a slash command through its response_url: only the
+// requester sees it unless public.
+func (c *Client) Respond(ctx context.Context, responseURL, text string, public bool) error {
+	kind := slack.ResponseTypeEphemeral
+	if public {
+		kind = slack.ResponseTypeInChannel
+	}
+	_, _, err := c.api.PostMessageContext(ctx, "",
+		slack.MsgOptionResponseURL(responseURL, kind),
+		slack.MsgOptionText(c.masker.String(text), false))
+	if err != nil {
+		return fmt.Errorf("respond to slash command: %w", err)
+	}
+	return nil
+}
+
+// GroupMembers implements task.Directory with usergroups.users.list,
+// cached for a while: group membership rarely changes, and the method is
+// rate limited at Tier 2.
+func (c *Client) GroupMembers(ctx context.Context, group string) ([]string, error) {
+	if members, ok := c.groups.get(group); ok {
+		return members, nil
+	}
+	members, err := c.api.GetUserGroupMembersContext(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("usergroups.users.list %s: %w", group, err)
+	}
+	c.groups.put(group, members)
+	return members, nil
+}
+
+// authTest checks the bot token and returns the bot's user ID.
+func (c *Client) authTest(ctx context.Context) (string, error) {
+	res, err := c.api.AuthTestContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("auth.test: %w", err)
+	}
+	return res.UserID, nil
+}
+
+// groupCache remembers user-group members for a while.
+type groupCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[string]groupEntry // guarded by mu
+}
+
+type groupEntry struct {
+	members []string
+	expires time.Time
+}
+
+func (g *groupCache) get(group string) ([]string, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, ok := g.entries[group]
+	if !ok || time.Now().After(e.expires) {
+		return nil, false
+	}
+	return e.members, true
+}
+
+func (g *groupCache) put(group string, members []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.entries[group] = groupEntry{members: members, expires: time.Now().Add(g.ttl)}
+}

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/taskbot/taskbot"
+)
+
+// TestSecretsMasked prints both secrets from inside the container and
+// checks that neither reaches Slack or the audit log, and that a command
+// holding a secret's value is refused without echoing it.
+func TestSecretsMasked(t *testing.T) {
+	b := startBot(t)
+	const cmd = `echo "env=$API_TOKEN file=$DB_PASSWORD"; printf %s "$API_TOKEN" | head -c 9; echo; printf %s "$API_TOKEN" | tail -c +10`
+	b.slash(t, alice, "/task", "dev --skip-init "+cmd)
+	m := b.waitTask(t, cmd)
+
+	out := b.output(m)
+	if !strings.Contains(out, "env=*** file=***") {
+		t.Errorf("thread output %q: want both secrets masked", out)
+	}
+
+	b.slash(t, bob, "/task", "dev echo "+envSecret)
+	b.ephemeral(t, bob, "contains the value of one of the stack's secrets")
+
+	b.assertNoSecret(t)
+	requested := findType(b.allEvents(t), taskbot.EventRequested)
+	if requested == nil {
+		t.Fatal("no requested event")
+	}
+}
+
+// assertNoSecret checks every message, ephemeral, audit event and log line.
+func (b *bot) assertNoSecret(t testing.TB) {
+	t.Helper()
+	var seen []string
+	for _, m := range b.slack.Messages(b.channel) {
+		seen = append(seen, m.Text, string(m.Blocks))
+	}
+	for _, u := range []string{alice, bob} {
+		for _, m := range b.slack.Ephemerals(u) {
+			seen = append(seen, m.Text, string(m.Blocks))
+		}
+	}
+	for _, ev := range b.allEvents(t) {
+		for _, f := range ev.Fields {
+			seen = append(seen, f.Value)
+		}
+	}
+	seen = append(seen, b.logs.String())
+	for _, s := range seen {
+		for _, secret := range []string{envSecret, fileSecret} {
+			if strings.Contains(s, secret) {
+				t.Errorf("secret leaked in %q", s)
+			}
+		}
+	}
+}
+
+func (b *bot) allEvents(t testing.TB) []taskbot.Event {
+	t.Helper()
+	events, err := b.store.Events(t.Context(), 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// TestSlackEscaping sends text the way Slack delivers it: entities, links
+// and a client's curly quotes and em dash.
+func TestSlackEscaping(t *testing.T) {
+	b := startBot(t)
+	b.slash(t, alice, "/task", "dev —skip-init echo ‘&lt;b&gt;’ &amp;&amp; echo “two  spaces” <http://example.com|example.com> “<https://x.io/a?b=1&amp;c=2>”")
+
+	const want = `echo '<b>' && echo "two  spaces" example.com "https://x.io/a?b=1&c=2"`
+	m := b.waitTask(t, want)
+	out := b.output(m)
+	for _, line := range []string{"<b>", "two  spaces example.com https://x.io/a?b=1&c=2"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("thread output %q lacks %q", out, line)
+		}
+	}
+	if strings.Contains(out, "initialising") {
+		t.Errorf("—skip-init (an em dash) did not skip init: %q", out)
+	}
+}
+
+// TestLockRefusesOthers: while alice holds /lock, bob's task is refused and
+// bob cannot unlock; alice's task runs; after /unlock bob's runs.
+func TestLockRefusesOthers(t *testing.T) {
+	b := startBot(t)
+	b.slash(t, alice, "/lock", "locked deploying the fix")
+	b.waitChannel(t, "locked stack *locked*")
+
+	b.slash(t, bob, "/task", "locked echo bob-was-here")
+	b.ephemeral(t, bob, "Stack *locked* is locked by <@"+alice+">: deploying the fix")
+	b.slash(t, bob, "/unlock", "locked")
+	b.ephemeral(t, bob, "only they can unlock it")
+
+	b.slash(t, alice, "/lock", "")
+	b.ephemeral(t, alice, "locked by <@"+alice+">")
+
+	b.slash(t, alice, "/task", "locked echo alice-was-here")
+	if m := b.waitTask(t, "echo alice-was-here"); !strings.Contains(m.Plain(), "finished") {
+		t.Errorf("lock holder's task = %q, want finished", m.Plain())
+	}
+
+	b.slash(t, alice, "/unlock", "locked")
+	b.waitChannel(t, "unlocked stack *locked*")
+	b.slash(t, bob, "/task", "locked echo bob-was-here")
+	if m := b.waitTask(t, "echo bob-was-here"); !strings.Contains(m.Plain(), "finished") {
+		t.Errorf("task after unlock = %q, want finished", m.Plain())
+	}
+}
+
+// waitChannel waits for a public reply containing want.
+func (b *bot) waitChannel(t testing.TB, want string) {
+	t.Helper()
+	b.wait(t, "a channel message containing "+want, func() bool {
+		for _, m := range b.slack.Messages(b.channel) {
+			if strings.Contains(m.Plain(), want) {
+				return true
+			}
+		}
+		return false
+	})
+}

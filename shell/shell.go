@@ -1,0 +1,164 @@
+// Package shell is a local terminal chat for trying taskbot without Slack,
+// in the spirit of Hubot's and Errbot's shell adapters: each input line is a
+// slash command, and the bot's messages are printed, thread replies under
+// their task.
+//
+// It drives the same parser and task lifecycle as the Slack adapter, so
+// policies, locks, the runner, masking and the audit log behave as in Slack.
+package shell
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/command"
+	"github.com/taskbot/taskbot/task"
+)
+
+// Channel is the channel ID every shell command comes from.
+const Channel = "CSHELL"
+
+// Tasks is the task lifecycle, as the shell uses it.
+type Tasks interface {
+	Handle(ctx context.Context, req task.Request) (task.Reply, error)
+	React(ctx context.Context, r task.Reaction) error
+}
+
+// Shell reads commands and prints what the bot says.
+type Shell struct {
+	chat  *Chat
+	tasks Tasks
+	log   logrus.FieldLogger
+	user  string // who types; /user changes it
+}
+
+// New returns a Shell that acts as user and prints through chat.
+func New(chat *Chat, tasks Tasks, user string, lg logrus.FieldLogger) *Shell {
+	return &Shell{chat: chat, tasks: tasks, user: user, log: lg}
+}
+
+// Run reads one command per line until in ends or ctx is cancelled, then
+// waits for the tasks still running.
+func (s *Shell) Run(ctx context.Context, in io.Reader) error {
+	var running sync.WaitGroup
+	defer running.Wait()
+
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() && ctx.Err() == nil {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s.line(ctx, line, &running)
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	return nil
+}
+
+// line handles one input line. A task, or a reaction that may start one,
+// is followed until it is refused, waits for approval or starts running, then
+// goes on in the background so the shell keeps reading; the rest are quick
+// and handled in turn.
+func (s *Shell) line(ctx context.Context, line string, running *sync.WaitGroup) {
+	name, text, _ := strings.Cut(line, " ")
+	user := s.user
+	switch name {
+	case "/user":
+		s.setUser(strings.TrimSpace(text))
+	case "/react":
+		id, _, _ := strings.Cut(strings.TrimSpace(text), " ")
+		s.background(running, func(v task.View) bool { return v.Task.ID == id && v.Task.State == taskbot.StateRunning },
+			func() { s.react(ctx, user, text) })
+	case "/task":
+		s.background(running, func(v task.View) bool { return v.Task.User == user && v.Task.State == taskbot.StateRunning },
+			func() { s.command(ctx, user, name, text) })
+	default:
+		s.command(ctx, user, name, text)
+	}
+}
+
+// background runs fn in its own goroutine and returns once fn has returned
+// or the chat showed a task message that mine matches, whichever is first.
+func (s *Shell) background(running *sync.WaitGroup, mine func(task.View) bool, fn func()) {
+	shown := s.chat.watch(mine)
+	defer s.chat.unwatch()
+
+	done := make(chan struct{})
+	running.Add(1)
+	go func() {
+		defer running.Done()
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-shown:
+	}
+}
+
+var userID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
+func (s *Shell) setUser(id string) {
+	if !userID.MatchString(id) {
+		s.chat.print("", "usage: /user U0123ABCD (a Slack user ID)")
+		return
+	}
+	s.user = id
+	s.chat.print("", "you are now <@"+id+">")
+}
+
+// command runs one slash command and prints the reply, as Slack would show
+// it to the requester.
+func (s *Shell) command(ctx context.Context, user, name, text string) {
+	cmd, err := command.Parse(name, text)
+	var reply task.Reply
+	if err == nil {
+		reply, err = s.tasks.Handle(ctx, task.Request{User: user, Channel: Channel, Command: cmd})
+	}
+	if err != nil {
+		s.chat.print("", errorText(s.log, err))
+		return
+	}
+	if reply.Text != "" {
+		s.chat.print("", reply.Text)
+	}
+}
+
+// react adds an emoji reaction to a task's message: `/react <task> <emoji>`.
+func (s *Shell) react(ctx context.Context, user, text string) {
+	fields := strings.Fields(text)
+	if len(fields) != 2 {
+		s.chat.print("", "usage: /react <task ID> <emoji>, e.g. /react 3 white_check_mark")
+		return
+	}
+	ts, ok := s.chat.messageOf(fields[0])
+	if !ok {
+		s.chat.print("", fmt.Sprintf("task %s has no message to react to", fields[0]))
+		return
+	}
+	r := task.Reaction{User: user, Channel: Channel, TS: ts, Emoji: strings.Trim(fields[1], ":")}
+	if err := s.tasks.React(ctx, r); err != nil {
+		s.chat.print("", errorText(s.log, err))
+	}
+}
+
+// errorText mirrors the Slack adapter: sentences for users as they are,
+// anything else logged.
+func errorText(lg logrus.FieldLogger, err error) string {
+	if msg, ok := taskbot.UserMessage(err); ok {
+		return msg
+	}
+	lg.WithError(err).Error("request failed")
+	return "Something went wrong; the log says what."
+}

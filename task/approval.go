@@ -1,0 +1,157 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/taskbot/taskbot"
+)
+
+// approvalsNeeded is how many approvals a task needs under the default rule.
+const approvalsNeeded = 1
+
+// Reaction is an emoji reaction added to a message.
+type Reaction struct {
+	User    string
+	Channel string
+	TS      string // the message reacted to
+	Emoji   string // without colons
+}
+
+// React counts a reaction as an approval when it is the approval emoji, on
+// a task awaiting approval, by a writer of its stack other than the
+// requester. Enough approvals start the task; React then returns when it has
+// finished. Reactions that are not approvals at all are ignored silently.
+func (s *Service) React(ctx context.Context, r Reaction) error {
+	if r.Emoji != s.Emoji {
+		return nil
+	}
+	id, err := s.taskOfMessage(ctx, r.Channel, r.TS)
+	if errors.Is(err, taskbot.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t, err := s.Store.Task(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read task %s: %w", id, err)
+	}
+	if t.State != taskbot.StateAwaitingApproval {
+		return nil
+	}
+	st, ok := s.Stacks[t.Stack]
+	if !ok {
+		return fmt.Errorf("task %s names unknown stack %q", t.ID, t.Stack)
+	}
+	return s.approve(ctx, st, t, r.User)
+}
+
+// indexDelays are the waits between looking a reacted-to message up again.
+// Slack shows a message, and people can react to it, a moment before the
+// replica that posted it has recorded which task it belongs to.
+var indexDelays = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond}
+
+// taskOfMessage returns the ID of the task whose message is ts, giving a
+// message that was posted just now time to be recorded.
+func (s *Service) taskOfMessage(ctx context.Context, channel, ts string) (string, error) {
+	for i := 0; ; i++ {
+		id, err := s.Store.TaskIDByMessage(ctx, channel, ts)
+		if err == nil || !errors.Is(err, taskbot.ErrNotFound) || i == len(indexDelays) {
+			if err != nil {
+				err = fmt.Errorf("find task of message %s: %w", ts, err)
+			}
+			return id, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(indexDelays[i]):
+		}
+	}
+}
+
+// approve counts one user's approval and starts the task once it has enough.
+func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) error {
+	if reason, err := s.disqualified(ctx, st, t, user); err != nil || reason != "" {
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, t, user, taskbot.EventApprovalIgnored, "approver", user, "reason", reason)
+	}
+
+	n, err := s.Store.AddApproval(ctx, t.ID, user)
+	if err != nil {
+		return fmt.Errorf("add approval: %w", err)
+	}
+	if err := s.audit(ctx, t, user, taskbot.EventApprovalCounted, "approver", user,
+		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {
+		return err
+	}
+	if n < approvalsNeeded {
+		return nil
+	}
+
+	// Several replicas may count the last approval at once; only the one
+	// that moves the task out of awaiting_approval runs it.
+	won, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StateAwaitingApproval, taskbot.StatePending)
+	if err != nil || !won {
+		return err
+	}
+	approvers, err := s.Store.Approvals(ctx, t.ID)
+	if err != nil {
+		return fmt.Errorf("read approvals: %w", err)
+	}
+	v := View{Emoji: s.Emoji, Approvers: approvers}
+	return s.startApproved(ctx, st, t, &v)
+}
+
+// disqualified returns why user's approval does not count, or "".
+func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) (string, error) {
+	if user == t.User {
+		return "requesters cannot approve their own tasks", nil
+	}
+	ok, err := s.isWriter(ctx, st, user)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "not a writer of the stack", nil
+	}
+	return "", nil
+}
+
+// startApproved runs an approved task. When the stack is held by someone
+// else by then, the task is refused on its message, where everyone sees it.
+func (s *Service) startApproved(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, v *View) error {
+	err := s.start(ctx, st, t, v)
+	var uerr *taskbot.Error
+	if !errors.As(err, &uerr) {
+		return err
+	}
+	t.State, t.Detail = taskbot.StateRefused, uerr.Message
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	return s.show(fresh, t, v)
+}
+
+// awaitApproval posts the task's message and leaves the task waiting for
+// reactions. Nothing is locked while it waits.
+func (s *Service) awaitApproval(ctx context.Context, t *taskbot.Task, reasons []string) error {
+	ok, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StatePending, taskbot.StateAwaitingApproval)
+	if err != nil || !ok {
+		return s.abandon(ctx, t, errors.Join(err, fmt.Errorf("task %s left pending", t.ID)))
+	}
+	t.State = taskbot.StateAwaitingApproval
+	masked := make([]string, len(reasons))
+	for i, r := range reasons {
+		masked[i] = s.Masker.String(r)
+	}
+	if err := s.show(ctx, t, &View{Emoji: s.Emoji, Reasons: masked}); err != nil {
+		return s.abandon(ctx, t, err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/command"
+)
+
+// Handle carries out one chat command. For /task it returns only once the
+// task has finished, was refused, or waits for approval. A refusal is an
+// error of type *taskbot.Error whose message the requester can act on.
+func (s *Service) Handle(ctx context.Context, req Request) (Reply, error) {
+	c := req.Command
+	switch {
+	case c.Name == "task" && c.Help:
+		return s.help(ctx, req.User)
+	case c.Name == "task":
+		return Reply{}, s.request(ctx, req)
+	case c.Name == "lock" && c.Help:
+		return Reply{Text: command.Usage("lock")}, nil
+	case c.Name == "lock" && c.List:
+		return s.listLocks(ctx)
+	case c.Name == "lock":
+		return s.lock(ctx, req)
+	case c.Name == "unlock":
+		return s.unlock(ctx, req)
+	}
+	return Reply{}, taskbot.Errorf(taskbot.EInvalid, "unknown command /%s", c.Name)
+}
+
+// stack returns the named stack, or an error listing the known ones.
+func (s *Service) stack(name string) (*taskbot.Stack, error) {
+	if st, ok := s.Stacks[name]; ok {
+		return st, nil
+	}
+	return nil, taskbot.Errorf(taskbot.ENotFound,
+		"There is no stack %q. Known stacks: %s. `/task help` shows the ones you may use.",
+		name, strings.Join(s.stackNames(), ", "))
+}
+
+func (s *Service) stackNames() []string {
+	names := make([]string, 0, len(s.Stacks))
+	for name := range s.Stacks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// help lists the commands and the stacks the user may run tasks on.
+func (s *Service) help(ctx context.Context, user string) (Reply, error) {
+	var mine []string
+	for _, name := range s.stackNames() {
+		ok, err := s.isWriter(ctx, s.Stacks[name], user)
+		if err != nil {
+			return Reply{}, err
+		}
+		if ok {
+			mine = append(mine, name)
+		}
+	}
+
+	var b strings.Builder
+	b.WriteString(command.Usage("task"))
+	b.WriteString("\n")
+	b.WriteString(command.Usage("lock"))
+	b.WriteString("\n")
+	b.WriteString(command.Usage("unlock"))
+	b.WriteString("\n\n")
+	if len(mine) == 0 {
+		b.WriteString("You are not a writer of any stack, so you cannot run tasks yet.")
+	} else {
+		fmt.Fprintf(&b, "Stacks you can run tasks on: %s", strings.Join(mine, ", "))
+	}
+	return Reply{Text: b.String()}, nil
+}
+
+// isWriter reports whether user may run tasks on st: listed by ID, or a
+// member of a listed user group. Names are never trusted.
+func (s *Service) isWriter(ctx context.Context, st *taskbot.Stack, user string) (bool, error) {
+	for _, w := range st.Writers {
+		if w == user {
+			return true, nil
+		}
+	}
+	for _, w := range st.Writers {
+		if !isGroup(w) {
+			continue
+		}
+		members, err := s.Directory.GroupMembers(ctx, w)
+		if err != nil {
+			return false, fmt.Errorf("members of user group %s: %w", w, err)
+		}
+		if slices.Contains(members, user) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// userGroups returns the configured user groups that user belongs to, for
+// policies to see.
+func (s *Service) userGroups(ctx context.Context, user string) ([]string, error) {
+	seen := map[string]bool{}
+	groups := []string{}
+	for _, name := range s.stackNames() {
+		for _, w := range s.Stacks[name].Writers {
+			if !isGroup(w) || seen[w] {
+				continue
+			}
+			seen[w] = true
+			members, err := s.Directory.GroupMembers(ctx, w)
+			if err != nil {
+				return nil, fmt.Errorf("members of user group %s: %w", w, err)
+			}
+			if slices.Contains(members, user) {
+				groups = append(groups, w)
+			}
+		}
+	}
+	slices.Sort(groups)
+	return groups, nil
+}
+
+func isGroup(id string) bool { return strings.HasPrefix(id, "S") }
+
+// writersText names a stack's writers for a refusal message.
+func writersText(st *taskbot.Stack) string {
+	names := make([]string, len(st.Writers))
+	for i, w := range st.Writers {
+		if isGroup(w) {
+			names[i] = "<!subteam^" + w + ">"
+		} else {
+			names[i] = "<@" + w + ">"
+		}
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,114 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/taskbot/taskbot"
+)
+
+// lock takes a manual lock on a stack for the requester. Only writers may
+// lock a stack: a lock keeps everyone else's tasks off it.
+func (s *Service) lock(ctx context.Context, req Request) (Reply, error) {
+	st, err := s.writableStack(ctx, req)
+	if err != nil {
+		return Reply{}, err
+	}
+	reason := req.Command.Text
+	if s.Masker.Contains(reason) {
+		return Reply{}, taskbot.Errorf(taskbot.EInvalid, "Your reason contains a secret value; write it without.")
+	}
+
+	l, err := s.Store.Lock(ctx, st.Name, req.User, reason)
+	var locked *taskbot.LockedError
+	if errors.As(err, &locked) {
+		return Reply{}, lockedError(locked.Lock)
+	}
+	if err != nil {
+		return Reply{}, fmt.Errorf("lock %s: %w", st.Name, err)
+	}
+
+	// A lock nobody can account for must not stand.
+	ref := &taskbot.Task{Stack: st.Name}
+	if err := s.audit(ctx, ref, req.User, taskbot.EventStackLocked, "reason", reason); err != nil {
+		fresh, cancel := freshContext(ctx)
+		defer cancel()
+		_, undoErr := s.Store.Unlock(fresh, st.Name, req.User)
+		return Reply{}, errors.Join(err, undoErr)
+	}
+	return Reply{Public: true, Text: fmt.Sprintf(":lock: <@%s> locked stack *%s*%s. Only they can run tasks on it until `/unlock %s`.",
+		l.User, l.Stack, reasonSuffix(l.Reason), l.Stack)}, nil
+}
+
+// unlock releases the requester's manual lock.
+func (s *Service) unlock(ctx context.Context, req Request) (Reply, error) {
+	st, err := s.stack(req.Command.Stack)
+	if err != nil {
+		return Reply{}, err
+	}
+	l, err := s.Store.Unlock(ctx, st.Name, req.User)
+	var locked *taskbot.LockedError
+	switch {
+	case errors.Is(err, taskbot.ErrNotLocked):
+		return Reply{}, taskbot.Errorf(taskbot.EConflict, "Stack *%s* is not locked.", st.Name)
+	case errors.As(err, &locked):
+		return Reply{}, taskbot.Errorf(taskbot.EForbidden,
+			"Stack *%s* is locked by <@%s>; only they can unlock it.", st.Name, locked.Lock.User)
+	case err != nil:
+		return Reply{}, fmt.Errorf("unlock %s: %w", st.Name, err)
+	}
+
+	ref := &taskbot.Task{Stack: st.Name}
+	if err := s.audit(ctx, ref, req.User, taskbot.EventStackUnlocked); err != nil {
+		return Reply{}, err
+	}
+	return Reply{Public: true, Text: fmt.Sprintf(":unlock: <@%s> unlocked stack *%s*.", l.User, l.Stack)}, nil
+}
+
+// listLocks shows every manual lock and running task.
+func (s *Service) listLocks(ctx context.Context) (Reply, error) {
+	locks, err := s.Store.Locks(ctx)
+	if err != nil {
+		return Reply{}, fmt.Errorf("list locks: %w", err)
+	}
+	if len(locks) == 0 {
+		return Reply{Text: "No stack is locked and no task is running."}, nil
+	}
+	var b strings.Builder
+	for _, l := range locks {
+		since := l.Since.UTC().Format("2006-01-02 15:04 MST")
+		if l.Kind == taskbot.LockTask {
+			fmt.Fprintf(&b, "• *%s*: task %s by <@%s> running since %s\n", l.Stack, l.TaskID, l.User, since)
+			continue
+		}
+		fmt.Fprintf(&b, "• *%s*: locked by <@%s> since %s%s\n", l.Stack, l.User, since, reasonSuffix(l.Reason))
+	}
+	return Reply{Text: strings.TrimSuffix(b.String(), "\n")}, nil
+}
+
+// writableStack returns the request's stack if the requester is its writer.
+func (s *Service) writableStack(ctx context.Context, req Request) (*taskbot.Stack, error) {
+	st, err := s.stack(req.Command.Stack)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.isWriter(ctx, st, req.User)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, taskbot.Errorf(taskbot.EForbidden,
+			"You are not a writer of stack *%s*, so you cannot lock it. Its writers: %s.",
+			st.Name, writersText(st))
+	}
+	return st, nil
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}

@@ -1,0 +1,199 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/policy"
+)
+
+// request takes a /task command from its arrival to its end: checks, then
+// either a run or a wait for approval.
+func (s *Service) request(ctx context.Context, req Request) error {
+	st, err := s.stack(req.Command.Stack)
+	if err != nil {
+		return err
+	}
+
+	t := &taskbot.Task{
+		Stack:    st.Name,
+		User:     req.User,
+		Channel:  req.Channel,
+		Command:  req.Command.Text,
+		SkipInit: req.Command.SkipInit,
+		State:    taskbot.StatePending,
+	}
+	if err := s.Store.CreateTask(ctx, t); err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	if err := s.audit(ctx, t, req.User, taskbot.EventRequested,
+		"command", t.Command,
+		"skip_init", strconv.FormatBool(t.SkipInit),
+		"channel", t.Channel); err != nil {
+		return s.abandon(ctx, t, err)
+	}
+
+	reasons, err := s.check(ctx, st, t)
+	if err != nil {
+		return s.refuse(ctx, t, err)
+	}
+	if len(reasons) > 0 {
+		return s.awaitApproval(ctx, t, reasons)
+	}
+	return s.start(ctx, st, t, nil)
+}
+
+// check runs the checks a task must pass before it may run, in order: no
+// secret in the command, a writer, the task policy, no one else's lock. It
+// returns the reasons the task needs approval, if any.
+func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
+	if s.Masker.Contains(t.Command) {
+		return nil, taskbot.Errorf(taskbot.EForbidden,
+			"Your command contains the value of one of the stack's secrets. "+
+				"Refer to the secret by its environment variable instead (e.g. `$DB_PASSWORD`).")
+	}
+
+	ok, err := s.isWriter(ctx, st, t.User)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, taskbot.Errorf(taskbot.EForbidden,
+			"You are not a writer of stack *%s*, so you cannot run tasks on it. Its writers: %s.",
+			st.Name, writersText(st))
+	}
+
+	reasons, err := s.decide(ctx, st, t)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := s.checkManualLock(ctx, st, t.User); err != nil {
+		return nil, err
+	}
+	return reasons, nil
+}
+
+// decide evaluates the task policy and audits the decision. A policy that
+// fails denies.
+func (s *Service) decide(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
+	groups, err := s.userGroups(ctx, t.User)
+	if err != nil {
+		return nil, err
+	}
+	in := policy.Input{
+		Stack:    policy.StackInput{Name: st.Name, Labels: st.Labels},
+		Command:  t.Command,
+		SkipInit: t.SkipInit,
+		User:     policy.UserInput{ID: t.User, Groups: groups},
+		Channel:  policy.ChannelInput{ID: t.Channel},
+	}
+	d, evalErr := s.Policy.Evaluate(ctx, in)
+	if evalErr != nil {
+		s.logTask(t).WithError(evalErr).Error("policy evaluation failed; denying")
+	}
+
+	decision := "allow"
+	reasons := d.RequireApproval
+	switch {
+	case evalErr != nil || !d.Allowed():
+		decision, reasons = "deny", d.Deny
+	case len(d.RequireApproval) > 0:
+		decision = "require_approval"
+	}
+	if err := s.audit(ctx, t, t.User, taskbot.EventDecided,
+		"decision", decision, "reasons", strings.Join(reasons, "; ")); err != nil {
+		return nil, err
+	}
+
+	if decision == "deny" {
+		return nil, taskbot.Errorf(taskbot.EDenied,
+			"A policy denied this task:\n%s", bullets(d.Deny))
+	}
+	return d.RequireApproval, nil
+}
+
+// checkManualLock refuses early when someone else holds the stack with
+// /lock. Taking the lease checks again, atomically; this check only spares
+// the requester a pointless wait for approval.
+func (s *Service) checkManualLock(ctx context.Context, st *taskbot.Stack, user string) error {
+	l, err := s.Store.LockOf(ctx, st.Name)
+	if err != nil {
+		return fmt.Errorf("read lock of %s: %w", st.Name, err)
+	}
+	if l != nil && l.User != user {
+		return lockedError(*l)
+	}
+	return nil
+}
+
+// lockedError turns a lock held by someone else into a message for the
+// requester.
+func lockedError(l taskbot.Lock) error {
+	if l.Kind == taskbot.LockTask {
+		return taskbot.Errorf(taskbot.EConflict,
+			"Stack *%s* is busy: task %s by <@%s> is running. Try again when it has finished.",
+			l.Stack, l.TaskID, l.User)
+	}
+	msg := fmt.Sprintf("Stack *%s* is locked by <@%s>", l.Stack, l.User)
+	if l.Reason != "" {
+		msg += ": " + l.Reason
+	}
+	return taskbot.Errorf(taskbot.EConflict, "%s. Only they can run tasks on it until they `/unlock %s`.",
+		msg, l.Stack)
+}
+
+// refuse records why a task will not run and returns the reason for the
+// requester. Refused tasks were never posted, so the requester alone sees it.
+func (s *Service) refuse(ctx context.Context, t *taskbot.Task, cause error) error {
+	var locked *taskbot.LockedError
+	if errors.As(cause, &locked) {
+		cause = lockedError(locked.Lock)
+	}
+
+	reason := "internal error"
+	if uerr := (*taskbot.Error)(nil); errors.As(cause, &uerr) {
+		reason = uerr.Message
+	}
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	if err := s.Store.FinishTask(fresh, t.ID, taskbot.StateRefused, 0, s.Masker.String(reason)); err != nil {
+		s.logTask(t).WithError(err).Error("recording refused task failed")
+	}
+	if err := s.audit(fresh, t, t.User, taskbot.EventRefused, "reason", reason); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// abandon marks a task failed when taskbot itself could not go on, e.g.
+// because the audit log could not be written.
+func (s *Service) abandon(ctx context.Context, t *taskbot.Task, cause error) error {
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	if err := s.Store.FinishTask(fresh, t.ID, taskbot.StateFailed, 0, "internal error"); err != nil {
+		s.logTask(t).WithError(err).Error("recording abandoned task failed")
+	}
+	return cause
+}
+
+func (s *Service) logTask(t *taskbot.Task) logrus.FieldLogger {
+	return s.Log.WithFields(logrus.Fields{"task_id": t.ID, "stack": t.Stack, "user": t.User})
+}
+
+func bullets(lines []string) string {
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("• " + l)
+	}
+	return b.String()
+}

@@ -128,7 +128,8 @@ func (b *Bot) event(work context.Context, sm *socketmode.Client, evt socketmode.
 	switch evt.Type {
 	case socketmode.EventTypeSlashCommand:
 		if sc, ok := evt.Data.(slack.SlashCommand); ok {
-			b.dispatch(work, "slash:"+evt.Request.EnvelopeID, func(ctx context.Context) { b.slash(ctx, sc) })
+			id := evt.Request.EnvelopeID
+			b.dispatch(work, func(ctx context.Context) { b.slash(ctx, id, sc) })
 		}
 	case socketmode.EventTypeEventsAPI:
 		b.eventsAPI(work, evt)
@@ -152,16 +153,28 @@ func (b *Bot) eventsAPI(work context.Context, evt socketmode.Event) {
 		key = "event:" + cb.EventID // Slack redelivers with the same event_id
 	}
 	reaction := task.Reaction{User: r.User, Channel: r.Item.Channel, TS: r.Item.Timestamp, Emoji: r.Reaction}
-	b.dispatch(work, key, func(ctx context.Context) {
-		if err := b.tasks.React(ctx, reaction); err != nil {
-			b.log.WithError(err).WithField("user", r.User).Error("handling reaction failed")
-		}
-	})
+	b.dispatch(work, func(ctx context.Context) { b.react(ctx, key, reaction) })
 }
 
-// dispatch runs fn in a worker once the delivery key is known to be new.
-// The event loop never waits here, so acks are never held up by work.
-func (b *Bot) dispatch(ctx context.Context, key string, fn func(context.Context)) {
+// react hands a reaction to the task lifecycle, once per event.
+func (b *Bot) react(ctx context.Context, key string, r task.Reaction) {
+	lg := b.log.WithField("user", r.User)
+	first, err := b.dedupe.FirstDelivery(ctx, key, dedupeTTL)
+	if err != nil {
+		lg.WithError(err).Error("dedupe check failed; dropping the reaction")
+		return
+	}
+	if !first {
+		return
+	}
+	if err := b.tasks.React(ctx, r); err != nil {
+		lg.WithError(err).Error("handling reaction failed")
+	}
+}
+
+// dispatch runs fn in a worker. The event loop never waits here, so acks
+// are never held up by work.
+func (b *Bot) dispatch(ctx context.Context, fn func(context.Context)) {
 	b.work.Add(1)
 	go func() {
 		defer b.work.Done()
@@ -172,15 +185,7 @@ func (b *Bot) dispatch(ctx context.Context, key string, fn func(context.Context)
 		}
 		defer func() { <-b.slots }()
 		defer b.recoverPanic()
-
-		first, err := b.dedupe.FirstDelivery(ctx, key, dedupeTTL)
-		if err != nil {
-			b.log.WithError(err).Error("dedupe check failed; dropping the delivery")
-			return
-		}
-		if first {
-			fn(ctx)
-		}
+		fn(ctx)
 	}()
 }
 
@@ -204,10 +209,20 @@ func (b *Bot) drain(cancel context.CancelFunc) {
 	<-done
 }
 
-// slash handles one slash command and answers the requester.
-func (b *Bot) slash(ctx context.Context, sc slack.SlashCommand) {
+// slash handles one slash command and answers the requester. Slack does
+// not redeliver slash commands, but a replica that restarts mid-delivery
+// might see one twice: the envelope ID dedupes it.
+func (b *Bot) slash(ctx context.Context, envelopeID string, sc slack.SlashCommand) {
 	lg := b.log.WithFields(logrus.Fields{"user": sc.UserID, "channel": sc.ChannelID, "command": sc.Command})
-	reply, err := b.handle(ctx, sc)
+	first, err := b.dedupe.FirstDelivery(ctx, "slash:"+envelopeID, dedupeTTL)
+	if err == nil && !first {
+		return
+	}
+
+	var reply task.Reply
+	if err == nil {
+		reply, err = b.handle(ctx, sc)
+	}
 	text, public := reply.Text, reply.Public
 	if err != nil {
 		text, public = b.errorText(lg, err), false

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
+	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/mask"
 	"github.com/taskbot/taskbot/task"
 )
@@ -73,7 +75,7 @@ func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 	_, ts, err := c.api.PostMessageContext(ctx, v.Task.Channel,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 	if err != nil {
-		return "", fmt.Errorf("chat.postMessage in %s: %w", v.Task.Channel, err)
+		return "", postError(v.Task.Channel, err)
 	}
 	return ts, nil
 }
@@ -85,6 +87,27 @@ func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 	if err != nil {
 		return fmt.Errorf("chat.update of task %s: %w", v.Task.ID, err)
+	}
+	return nil
+}
+
+// postError explains a channel taskbot cannot post in: the requester can
+// fix that by inviting the bot. Other failures stay internal.
+func postError(channel string, err error) error {
+	var serr slack.SlackErrorResponse
+	if errors.As(err, &serr) && (serr.Err == "not_in_channel" || serr.Err == "channel_not_found") {
+		return errors.Join(taskbot.Errorf(taskbot.EForbidden,
+			"I cannot post in <#%s>, so nothing was run. Invite me with `/invite @taskbot` and try again.",
+			channel), err)
+	}
+	return fmt.Errorf("chat.postMessage in %s: %w", channel, err)
+}
+
+// Notify implements task.Chat with chat.postEphemeral.
+func (c *Client) Notify(ctx context.Context, channel, user, text string) error {
+	_, err := c.api.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(c.masker.String(text), false))
+	if err != nil {
+		return fmt.Errorf("chat.postEphemeral to %s: %w", user, err)
 	}
 	return nil
 }

@@ -20,9 +20,9 @@ func TestShell(t *testing.T) {
 		"/user " + bob,
 		"/task locked echo should-not-run",
 		"/task prod echo terraform taint x",
-		"/react 3 white_check_mark",
+		"/react 4 white_check_mark",
 		"/user " + alice,
-		"/react 3 white_check_mark",
+		"/react 4 white_check_mark",
 	}, "\n")
 
 	out, logs := &syncBuffer{}, &syncBuffer{}
@@ -43,8 +43,9 @@ func TestShell(t *testing.T) {
 		"@" + alice + " locked stack *locked*: shell test",
 		"you are now @" + bob,
 		"Stack *locked* is locked by @" + alice,
-		"[task 3] needs approval:",
-		"[task 3] │ terraform taint x",
+		"[task 4] needs approval:",
+		"(only @" + bob + " sees this) Your :white_check_mark: on task 4 did not count as an approval",
+		"[task 4] │ terraform taint x",
 		"approved by @" + alice,
 	} {
 		if !strings.Contains(got, want) {

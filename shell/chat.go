@@ -92,6 +92,13 @@ func (c *Chat) OpenOutput(_ context.Context, t taskbot.Task) (task.Output, error
 	return &output{chat: c, prefix: taskPrefix(t) + "│ "}, nil
 }
 
+// Notify implements task.Chat: in a terminal everything is seen by the one
+// person at it.
+func (c *Chat) Notify(_ context.Context, _, user, text string) error {
+	c.print("", "(only @"+user+" sees this) "+text)
+	return nil
+}
+
 // GroupMembers implements task.Directory. The shell has no user groups, so
 // only writers listed by user ID can run tasks in it.
 func (c *Chat) GroupMembers(context.Context, string) ([]string, error) {

@@ -80,7 +80,7 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 		if err != nil {
 			return err
 		}
-		return s.audit(ctx, t, user, taskbot.EventApprovalIgnored, "approver", user, "reason", reason)
+		return s.ignoreApproval(ctx, t, user, reason)
 	}
 
 	n, err := s.Store.AddApproval(ctx, t.ID, user)
@@ -109,6 +109,19 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	return s.startApproved(ctx, st, t, &v)
 }
 
+// ignoreApproval audits an approval that did not count and tells its giver
+// why, so that nobody believes they approved a task that still waits.
+func (s *Service) ignoreApproval(ctx context.Context, t *taskbot.Task, user, reason string) error {
+	if err := s.audit(ctx, t, user, taskbot.EventApprovalIgnored, "approver", user, "reason", reason); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("Your :%s: on task %s did not count as an approval: %s.", s.Emoji, t.ID, reason)
+	if err := s.Chat.Notify(ctx, t.Channel, user, msg); err != nil {
+		s.logTask(t).WithError(err).Warn("telling the approver why their approval did not count failed")
+	}
+	return nil
+}
+
 // disqualified returns why user's approval does not count, or "".
 func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) (string, error) {
 	if user == t.User {
@@ -119,7 +132,7 @@ func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbo
 		return "", err
 	}
 	if !ok {
-		return "not a writer of the stack", nil
+		return fmt.Sprintf("only writers of stack %s can approve its tasks", st.Name), nil
 	}
 	return "", nil
 }

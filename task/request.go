@@ -14,15 +14,11 @@ import (
 )
 
 // request takes a /task command from its arrival to its end: checks, then
-// either a run or a wait for approval.
+// either a run or a wait for approval. Requests for unknown stacks are
+// recorded too: the audit log shows every attempt.
 func (s *Service) request(ctx context.Context, req Request) error {
-	st, err := s.stack(req.Command.Stack)
-	if err != nil {
-		return err
-	}
-
 	t := &taskbot.Task{
-		Stack:    st.Name,
+		Stack:    req.Command.Stack,
 		User:     req.User,
 		Channel:  req.Channel,
 		Command:  req.Command.Text,
@@ -39,6 +35,10 @@ func (s *Service) request(ctx context.Context, req Request) error {
 		return s.abandon(ctx, t, err)
 	}
 
+	st, err := s.stack(t.Stack)
+	if err != nil {
+		return s.refuse(ctx, t, err)
+	}
 	reasons, err := s.check(ctx, st, t)
 	if err != nil {
 		return s.refuse(ctx, t, err)

@@ -70,6 +70,9 @@ type Chat interface {
 
 	// OpenOutput returns where the task's masked output goes.
 	OpenOutput(ctx context.Context, t taskbot.Task) (Output, error)
+
+	// Notify tells one user something in a channel, where only they see it.
+	Notify(ctx context.Context, channel, user, text string) error
 }
 
 // Output receives a task's masked output. Writes may come from two

@@ -8,36 +8,82 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
 	"github.com/taskbot/taskbot/internal/fakeslack"
 )
 
 // BenchmarkAck sends 50 slash commands back to back and reports the
-// latency from envelope sent to ack received: p50 and p99, in ms.
+// latency from envelope sent to ack received, p50 and p99 in ms, for taskbot
+// and, as the baseline measured in the same run, for a bare slack-go client
+// that does nothing but ack.
 func BenchmarkAck(b *testing.B) {
 	bt := startBot(b, fakeslack.WithoutRateLimits())
-	var latencies []time.Duration
+	bare := startBareAcker(b)
+	var taskbot, baseline []time.Duration
 	for b.Loop() {
-		envs := make([]*fakeslack.Envelope, 50)
-		for i := range envs {
-			env, err := bt.slack.SendSlashCommand(b.Context(), fakeslack.SlashCommand{
-				User: alice, Channel: bt.channel, Command: "/task", Text: "help"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			envs[i] = env
-		}
-		for _, env := range envs {
-			ack, err := env.WaitAck(b.Context())
-			if err != nil {
-				b.Fatal(err)
-			}
-			latencies = append(latencies, ack.Latency)
-		}
+		taskbot = append(taskbot, ackLatencies(b, bt.slack, bt.channel)...)
+		baseline = append(baseline, ackLatencies(b, bare, bt.channel)...)
 	}
-	slices.Sort(latencies)
-	b.ReportMetric(ms(percentile(latencies, 50)), "p50-ms")
-	b.ReportMetric(ms(percentile(latencies, 99)), "p99-ms")
-	b.ReportMetric(float64(len(latencies)), "acks")
+	slices.Sort(taskbot)
+	slices.Sort(baseline)
+	b.ReportMetric(ms(percentile(taskbot, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(taskbot, 99)), "p99-ms")
+	b.ReportMetric(ms(percentile(baseline, 99)), "bare-p99-ms")
+	b.ReportMetric(float64(percentile(taskbot, 99))/float64(percentile(baseline, 99)), "p99-ratio")
+}
+
+// ackLatencies sends 50 /task help commands without waiting in between,
+// then collects their ack latencies.
+func ackLatencies(b *testing.B, srv *fakeslack.Server, channel string) []time.Duration {
+	b.Helper()
+	envs := make([]*fakeslack.Envelope, 50)
+	for i := range envs {
+		env, err := srv.SendSlashCommand(b.Context(), fakeslack.SlashCommand{
+			User: alice, Channel: channel, Command: "/task", Text: "help"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs[i] = env
+	}
+	latencies := make([]time.Duration, len(envs))
+	for i, env := range envs {
+		ack, err := env.WaitAck(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		latencies[i] = ack.Latency
+	}
+	return latencies
+}
+
+// startBareAcker connects a slack-go Socket Mode client that acks every
+// envelope and does nothing else, to its own stand-in.
+func startBareAcker(b *testing.B) *fakeslack.Server {
+	b.Helper()
+	srv := fakeslack.New(b, fakeslack.WithoutRateLimits())
+	api := slack.New(fakeslack.BotToken, slack.OptionAPIURL(srv.APIURL()), slack.OptionAppLevelToken(fakeslack.AppToken))
+	sm := socketmode.New(api)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go sm.RunContext(ctx)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case evt := <-sm.Events:
+				if evt.Request != nil {
+					_ = sm.Ack(*evt.Request)
+				}
+			}
+		}
+	}()
+	if err := srv.WaitConnected(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	return srv
 }
 
 // BenchmarkTaskVsDockerRun times `/task bench true` from the slash command

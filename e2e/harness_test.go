@@ -34,40 +34,63 @@ const (
 	fileSecret = "s3cr3t-from-file-1a2b3c"
 )
 
-// bot is one taskbot serve process, in-process, against the Slack stand-in,
-// a real Redis and the real Docker engine.
+// bot is taskbot serve, in-process, against the Slack stand-in, a real
+// Redis and the real Docker engine: one replica or several.
 type bot struct {
 	slack   *fakeslack.Server
 	store   *store.Store
 	image   string
 	channel string
-	logs    *syncBuffer
+	logs    *syncBuffer // every replica's log
+
+	redisURL string
+	cfgPath  string
 }
 
-// startBot starts taskbot serve with the test configuration and waits until
-// it is connected to Slack.
+// startBot starts one replica of taskbot serve with the test configuration
+// and waits until it is connected to Slack.
 func startBot(t testing.TB, opts ...fakeslack.Option) *bot {
+	t.Helper()
+	b := newBot(t, opts...)
+	b.startReplica(t)
+	return b
+}
+
+// newBot prepares Slack, Redis, the image and the configuration that
+// replicas share.
+func newBot(t testing.TB, opts ...fakeslack.Option) *bot {
 	t.Helper()
 	image := dockertest.BusyboxImage(t)
 	redisURL := redistest.URL(t)
 	slack := fakeslack.New(t, append([]fakeslack.Option{fakeslack.WithPingInterval(2 * time.Second)}, opts...)...)
 	slack.AddUserGroup(opsTeam, carol)
 
-	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, image)
+	st, err := store.Open(t.Context(), redisURL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &bot{slack: slack, store: st, image: image, channel: "C0TASKS", logs: &syncBuffer{},
+		redisURL: redisURL, cfgPath: writeConfig(t, t.TempDir(), image)}
+}
+
+// startReplica starts one more taskbot serve and waits until it is
+// connected; the test's cleanup stops it and checks it stopped cleanly.
+func (b *bot) startReplica(t testing.TB) {
+	t.Helper()
 	env := map[string]string{
 		"SLACK_APP_TOKEN": fakeslack.AppToken,
 		"SLACK_BOT_TOKEN": fakeslack.BotToken,
-		"SLACK_API_URL":   slack.APIURL(),
-		"REDIS_URL":       redisURL,
+		"SLACK_API_URL":   b.slack.APIURL(),
+		"REDIS_URL":       b.redisURL,
 		"E2E_SECRET":      envSecret,
 	}
-	logs := &syncBuffer{}
+	want := b.slack.Connections() + 1
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"serve", "--config", cfgPath, "--log-format", "text", "--log-level", "debug"},
-			cli.IO{In: strings.NewReader(""), Out: logs, Err: logs, Getenv: func(k string) string { return env[k] }})
+		done <- cli.Run(ctx, []string{"serve", "--config", b.cfgPath, "--log-format", "text", "--log-level", "debug"},
+			cli.IO{In: strings.NewReader(""), Out: b.logs, Err: b.logs, Getenv: func(k string) string { return env[k] }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -75,21 +98,11 @@ func startBot(t testing.TB, opts ...fakeslack.Option) *bot {
 			t.Errorf("taskbot serve returned %v", err)
 		}
 		if t.Failed() {
-			t.Logf("taskbot log:\n%s", logs.String())
+			t.Logf("taskbot log:\n%s", b.logs.String())
 		}
 	})
 
-	wctx, wcancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer wcancel()
-	if err := slack.WaitConnected(wctx); err != nil {
-		t.Fatalf("taskbot did not connect to Slack: %v\nlog:\n%s", err, logs.String())
-	}
-	st, err := store.Open(t.Context(), redisURL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &bot{slack: slack, store: st, image: image, channel: "C0TASKS", logs: logs}
+	b.wait(t, "taskbot to connect to Slack", func() bool { return b.slack.Connections() >= want })
 }
 
 // writeConfig writes the test configuration and its policies into dir.
@@ -198,19 +211,20 @@ func (b *bot) output(m fakeslack.Message) string {
 }
 
 // ephemeral waits for an ephemeral reply to user containing want.
-func (b *bot) ephemeral(t testing.TB, user, want string) fakeslack.Message {
+func (b *bot) ephemeral(t testing.TB, user, want string) {
 	t.Helper()
-	var found fakeslack.Message
 	b.wait(t, fmt.Sprintf("an ephemeral reply to %s containing %q", user, want), func() bool {
-		for _, m := range b.slack.Ephemerals(user) {
-			if strings.Contains(m.Plain(), want) {
-				found = m
-				return true
-			}
-		}
-		return false
+		return b.hasEphemeral(user, want)
 	})
-	return found
+}
+
+func (b *bot) hasEphemeral(user, want string) bool {
+	for _, m := range b.slack.Ephemerals(user) {
+		if strings.Contains(m.Plain(), want) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *bot) wait(t testing.TB, what string, cond func() bool) {

@@ -294,3 +294,16 @@ func (s *Server) send(ctx context.Context, frame []byte, register func(time.Time
 		return nil
 	}
 }
+
+// Connections returns how many clients are connected and were sent hello.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.conns {
+		if c.routable {
+			n++
+		}
+	}
+	return n
+}

@@ -74,9 +74,10 @@ func newBot(t testing.TB, opts ...fakeslack.Option) *bot {
 		redisURL: redisURL, cfgPath: writeConfig(t, t.TempDir(), image)}
 }
 
-// startReplica starts one more taskbot serve and waits until it is
-// connected; the test's cleanup stops it and checks it stopped cleanly.
-func (b *bot) startReplica(t testing.TB) {
+// startReplica starts one more taskbot serve, with extra flags, and waits
+// until it is connected. The returned func stops it as SIGTERM would and
+// returns what serve returned; the test's cleanup calls it too.
+func (b *bot) startReplica(t testing.TB, flags ...string) (stop func() error) {
 	t.Helper()
 	env := map[string]string{
 		"SLACK_APP_TOKEN": fakeslack.AppToken,
@@ -85,16 +86,23 @@ func (b *bot) startReplica(t testing.TB) {
 		"REDIS_URL":       b.redisURL,
 		"E2E_SECRET":      envSecret,
 	}
+	args := append([]string{"serve", "--config", b.cfgPath, "--log-format", "text", "--log-level", "debug"}, flags...)
 	want := b.slack.Connections() + 1
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"serve", "--config", b.cfgPath, "--log-format", "text", "--log-level", "debug"},
-			cli.IO{In: strings.NewReader(""), Out: b.logs, Err: b.logs, Getenv: func(k string) string { return env[k] }})
+		done <- cli.Run(ctx, args, cli.IO{In: strings.NewReader(""), Out: b.logs, Err: b.logs,
+			Getenv: func(k string) string { return env[k] }})
 	}()
+
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("taskbot serve returned %v", err)
 		}
 		if t.Failed() {
@@ -103,6 +111,7 @@ func (b *bot) startReplica(t testing.TB) {
 	})
 
 	b.wait(t, "taskbot to connect to Slack", func() bool { return b.slack.Connections() >= want })
+	return stop
 }
 
 // writeConfig writes the test configuration and its policies into dir.

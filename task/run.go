@@ -42,12 +42,12 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 		return errors.Join(err, s.finish(ctx, t, taskbot.StateFailed, 0, "taskbot could not start the task"))
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	go s.renew(runCtx, stop, t, lease)
 
 	res, runErr := s.execute(runCtx, st, t)
-	state, detail := outcome(st, res, runErr)
+	state, detail := outcome(st, res, runErr, context.Cause(runCtx))
 	if runErr != nil && !errors.Is(runErr, runner.ErrImageUnavailable) {
 		s.logTask(t).WithError(runErr).Error("task run failed")
 	}
@@ -141,11 +141,16 @@ func job(st *taskbot.Stack, t *taskbot.Task) runner.Job {
 	return j
 }
 
-// outcome turns what the runner returned into the task's final state.
-func outcome(st *taskbot.Stack, res runner.Result, err error) (taskbot.State, string) {
+// outcome turns what the runner returned into the task's final state;
+// cancelled is why the run's context ended early, if it did.
+func outcome(st *taskbot.Stack, res runner.Result, err, cancelled error) (taskbot.State, string) {
 	switch {
 	case errors.Is(err, runner.ErrImageUnavailable):
 		return taskbot.StateFailed, fmt.Sprintf("image %s is not available", st.Image)
+	case err != nil && errors.Is(cancelled, taskbot.ErrLeaseLost):
+		return taskbot.StateFailed, "stopped: the stack's lease was lost, so another task may hold it"
+	case err != nil && cancelled != nil:
+		return taskbot.StateFailed, "cancelled before it finished (taskbot was stopped)"
 	case err != nil:
 		return taskbot.StateFailed, "taskbot could not run the container"
 	case res.TimedOut:
@@ -198,7 +203,7 @@ func (s *Service) release(ctx context.Context, t *taskbot.Task, l taskbot.Lease)
 
 // renew keeps the lease alive while the task runs. If the lease is lost, the
 // stack may already run someone else's task, so this one is stopped.
-func (s *Service) renew(ctx context.Context, stop context.CancelFunc, t *taskbot.Task, l taskbot.Lease) {
+func (s *Service) renew(ctx context.Context, stop context.CancelCauseFunc, t *taskbot.Task, l taskbot.Lease) {
 	tick := time.NewTicker(s.leaseTTL() / 3)
 	defer tick.Stop()
 	for {
@@ -212,7 +217,7 @@ func (s *Service) renew(ctx context.Context, stop context.CancelFunc, t *taskbot
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, taskbot.ErrLeaseLost):
 			s.logTask(t).Error("stack lease lost; stopping the task")
-			stop()
+			stop(err)
 			return
 		default:
 			// A transient Redis error: the lease has TTL to spare; try again.

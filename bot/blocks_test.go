@@ -106,13 +106,12 @@ func TestRenderTaskGolden(t *testing.T) {
 	}
 }
 
-// marshalMessage renders a message as indented JSON, leaving &, < and >
+// marshalMessage renders a message as indented JSON, with &, < and >
 // readable.
 func marshalMessage(tb testing.TB, text string, blocks []slack.Block) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	msg := struct {
 		Text   string        `json:"text"`
@@ -121,7 +120,34 @@ func marshalMessage(tb testing.TB, text string, blocks []slack.Block) []byte {
 	if err := enc.Encode(msg); err != nil {
 		tb.Fatalf("encode message: %v", err)
 	}
-	return buf.Bytes()
+	return unescapeHTML(buf.Bytes())
+}
+
+// htmlEscapes are the escapes encoding/json writes for &, < and >. slack-go
+// marshals some blocks itself, so SetEscapeHTML(false) cannot stop them.
+var htmlEscapes = map[string]byte{`\u0026`: '&', `\u003c`: '<', `\u003e`: '>'}
+
+// unescapeHTML turns the escapes of &, < and > in JSON back into the
+// characters, stepping over every other escape so that an escaped
+// backslash followed by "u003c" stays as it is.
+func unescapeHTML(js []byte) []byte {
+	var out []byte
+	for i := 0; i < len(js); i++ {
+		if js[i] != '\\' {
+			out = append(out, js[i])
+			continue
+		}
+		if i+6 <= len(js) {
+			if c, ok := htmlEscapes[string(js[i:i+6])]; ok {
+				out = append(out, c)
+				i += 5
+				continue
+			}
+		}
+		out = append(out, js[i], js[i+1])
+		i++
+	}
+	return out
 }
 
 // TestRenderTaskFitsSlackLimits checks that no text of a task message

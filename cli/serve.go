@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -74,7 +75,7 @@ func (o *serveOptions) validate() error {
 // serve runs the Slack adapter until the command's context ends.
 func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	ctx := cmd.Context()
-	a, err := open(ctx, o.common, stdio.Err, stdio.Getenv)
+	a, err := open(ctx, o.common, stdio.Err, stdio.Getenv, o.appToken, o.botToken, redisPassword(o.redisURL))
 	if err != nil {
 		return err
 	}
@@ -88,4 +89,14 @@ func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	b := bot.New(client, svc, a.store, a.log, bot.Options{Workers: o.workers, DrainTimeout: o.drainTimeout})
 	a.log.WithField("stacks", strings.Join(a.cfg.StackNames(), ",")).Info("taskbot serving")
 	return b.Run(ctx)
+}
+
+// redisPassword returns the password in a Redis URL, or "".
+func redisPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
 }

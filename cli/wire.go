@@ -60,13 +60,15 @@ type app struct {
 }
 
 // open loads the configuration and connects to Redis (or starts the
-// embedded store) and Docker. Close releases what it opened.
-func open(ctx context.Context, c common, errOut io.Writer, getenv func(string) string) (*app, error) {
+// embedded store) and Docker. Close releases what it opened. tokens are
+// masked like the stacks' secrets, so that not even a library's debug log
+// can show them.
+func open(ctx context.Context, c common, errOut io.Writer, getenv func(string) string, tokens ...string) (*app, error) {
 	cfg, err := config.Load(c.configPath, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("load config %s:\n%w", c.configPath, err)
 	}
-	a := &app{cfg: cfg, masker: mask.New(revealAll(cfg)...)}
+	a := &app{cfg: cfg, masker: mask.New(append(revealAll(cfg), tokens...)...)}
 	if a.log, err = newLogger(errOut, c.logFormat, c.logLevel, a.masker); err != nil {
 		return nil, err
 	}

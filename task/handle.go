@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -43,12 +44,7 @@ func (s *Service) stack(name string) (*taskbot.Stack, error) {
 }
 
 func (s *Service) stackNames() []string {
-	names := make([]string, 0, len(s.Stacks))
-	for name := range s.Stacks {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(s.Stacks))
 }
 
 // help lists the commands and the stacks the user may run tasks on.
@@ -100,6 +96,21 @@ func (s *Service) isWriter(ctx context.Context, st *taskbot.Stack, user string) 
 		}
 	}
 	return false, nil
+}
+
+// requireWriter refuses a user who is not a writer of st; doing says what
+// they tried ("run tasks on it").
+func (s *Service) requireWriter(ctx context.Context, st *taskbot.Stack, user, doing string) error {
+	ok, err := s.isWriter(ctx, st, user)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return taskbot.Errorf(taskbot.EForbidden,
+			"You are not a writer of stack *%s*, so you cannot %s. Its writers: %s.",
+			st.Name, doing, writersText(st))
+	}
+	return nil
 }
 
 // userGroups returns the configured user groups that user belongs to, for

@@ -94,14 +94,8 @@ func (s *Service) writableStack(ctx context.Context, req Request) (*taskbot.Stac
 	if err != nil {
 		return nil, err
 	}
-	ok, err := s.isWriter(ctx, st, req.User)
-	if err != nil {
+	if err := s.requireWriter(ctx, st, req.User, "lock it"); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, taskbot.Errorf(taskbot.EForbidden,
-			"You are not a writer of stack *%s*, so you cannot lock it. Its writers: %s.",
-			st.Name, writersText(st))
 	}
 	return st, nil
 }

@@ -59,14 +59,8 @@ func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task)
 				"Refer to the secret by its environment variable instead (e.g. `$DB_PASSWORD`).")
 	}
 
-	ok, err := s.isWriter(ctx, st, t.User)
-	if err != nil {
+	if err := s.requireWriter(ctx, st, t.User, "run tasks on it"); err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, taskbot.Errorf(taskbot.EForbidden,
-			"You are not a writer of stack *%s*, so you cannot run tasks on it. Its writers: %s.",
-			st.Name, writersText(st))
 	}
 
 	reasons, err := s.decide(ctx, st, t)

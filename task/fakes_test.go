@@ -280,6 +280,7 @@ func (r *fakeRunner) waitStarted(tb testing.TB) runner.Job {
 type chatEvent struct {
 	Kind string    // "post", "update", "notify", "output" or "close"
 	View task.View // post, update
+	TS   string    // post: the ts it returned
 	User string    // notify
 	Text string    // notify; output: the bytes written
 }
@@ -305,8 +306,9 @@ func (c *fakeChat) PostTask(_ context.Context, v task.View) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.posts++
-	c.events = append(c.events, chatEvent{Kind: "post", View: v})
-	return fmt.Sprintf("1700000000.%06d", c.posts), nil
+	ts := fmt.Sprintf("1700000000.%06d", c.posts)
+	c.events = append(c.events, chatEvent{Kind: "post", View: v, TS: ts})
+	return ts, nil
 }
 
 // UpdateTask implements task.Chat.

@@ -1,0 +1,268 @@
+package task_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/task"
+)
+
+// taint is a command the example policies hold for approval.
+const taint = "prod terraform taint aws_instance.web"
+
+// requestApproval has alice request a task that needs approval and returns
+// the reaction that approves it, by bob.
+func requestApproval(tb testing.TB, e *env) task.Reaction {
+	tb.Helper()
+	if _, err := e.do(tb, alice, "task", taint); err != nil {
+		tb.Fatalf("Handle: %v", err)
+	}
+	views := e.chat.views()
+	if len(views) == 0 {
+		tb.Fatal("the task awaiting approval was not posted")
+	}
+	last := e.chat.all()
+	ts := ""
+	for range last {
+		ts = "1700000000.000001"
+	}
+	return task.Reaction{User: bob, Channel: channel, TS: ts, Emoji: emoji}
+}
+
+func TestApprovalAwaited(t *testing.T) {
+	e := newEnv(t)
+
+	reply, err := e.do(t, alice, "task", taint)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if reply != (task.Reply{}) {
+		t.Errorf("Handle reply = %+v, want none", reply)
+	}
+
+	awaiting := taskbot.Task{
+		ID: "1", Stack: "prod", User: alice, Channel: channel,
+		Command: "terraform taint aws_instance.web", State: taskbot.StateAwaitingApproval,
+	}
+	want := []task.View{{Task: awaiting, Emoji: emoji, Reasons: []string{taintReason}}}
+	if diff := cmp.Diff(e.chat.views(), want, ignoreTaskTimes); diff != "" {
+		t.Errorf("views mismatch (-got +want):\n%s", diff)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 0 {
+		t.Errorf("runner ran %+v before approval", jobs)
+	}
+	if locks, err := e.store.Locks(t.Context()); err != nil || len(locks) != 0 {
+		t.Errorf("Locks() = %+v, %v; want none while the task waits", locks, err)
+	}
+	awaiting.MessageTS = "1700000000.000001"
+	if diff := cmp.Diff(e.store.task(t, "1"), &awaiting, ignoreTaskTimes); diff != "" {
+		t.Errorf("stored task mismatch (-got +want):\n%s", diff)
+	}
+	wantEvents := []taskbot.Event{
+		{Type: taskbot.EventRequested, TaskID: "1", Stack: "prod", User: alice,
+			Fields: fields("command", awaiting.Command, "skip_init", "false", "channel", channel)},
+		{Type: taskbot.EventDecided, TaskID: "1", Stack: "prod", User: alice,
+			Fields: fields("decision", "require_approval", "reasons", taintReason)},
+	}
+	if diff := cmp.Diff(e.store.events(t), wantEvents, ignoreEventIDTime); diff != "" {
+		t.Errorf("audit events mismatch (-got +want):\n%s", diff)
+	}
+}
+
+func TestReactApproves(t *testing.T) {
+	for _, approver := range []string{bob, dave} {
+		t.Run(approver, func(t *testing.T) {
+			e := newEnv(t)
+			r := requestApproval(t, e)
+			r.User = approver
+
+			if err := e.svc.React(t.Context(), r); err != nil {
+				t.Fatalf("React: %v", err)
+			}
+
+			if jobs := e.runner.ran(); len(jobs) != 1 || jobs[0].TaskID != "1" {
+				t.Errorf("runner ran %+v, want task 1 once", jobs)
+			}
+			var got [][]string
+			for _, v := range e.chat.views() {
+				got = append(got, append([]string{string(v.Task.State)}, v.Approvers...))
+			}
+			want := [][]string{
+				{string(taskbot.StateAwaitingApproval)},
+				{string(taskbot.StateRunning), approver},
+				{string(taskbot.StateFinished), approver},
+			}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("views (state, approvers…) mismatch (-got +want):\n%s", diff)
+			}
+
+			evs := e.store.events(t)
+			wantTypes := []taskbot.EventType{
+				taskbot.EventRequested, taskbot.EventDecided, taskbot.EventApprovalCounted,
+				taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished, taskbot.EventLockReleased,
+			}
+			if diff := cmp.Diff(eventTypes(evs), wantTypes); diff != "" {
+				t.Fatalf("audit event types mismatch (-got +want):\n%s", diff)
+			}
+			wantCounted := taskbot.Event{Type: taskbot.EventApprovalCounted, TaskID: "1", Stack: "prod",
+				User: approver, Fields: fields("approver", approver, "approvals", "1", "needed", "1")}
+			if diff := cmp.Diff(evs[2], wantCounted, ignoreEventIDTime); diff != "" {
+				t.Errorf("approval_counted event mismatch (-got +want):\n%s", diff)
+			}
+			if leases := e.store.leases(t); len(leases) != 0 {
+				t.Errorf("leases after the task = %+v, want none", leases)
+			}
+		})
+	}
+}
+
+func TestReactIgnored(t *testing.T) {
+	tests := []struct {
+		name       string
+		change     func(r *task.Reaction)
+		wantNotify []chatEvent
+		wantEvents []taskbot.Event
+	}{
+		{
+			name:   "requester",
+			change: func(r *task.Reaction) { r.User = alice },
+			wantNotify: []chatEvent{{Kind: "notify", User: alice, Text: "Your :white_check_mark: on task 1 " +
+				"did not count as an approval: requesters cannot approve their own tasks."}},
+			wantEvents: []taskbot.Event{{Type: taskbot.EventApprovalIgnored, TaskID: "1", Stack: "prod", User: alice,
+				Fields: fields("approver", alice, "reason", "requesters cannot approve their own tasks")}},
+		},
+		{
+			name:   "not a writer",
+			change: func(r *task.Reaction) { r.User = carol },
+			wantNotify: []chatEvent{{Kind: "notify", User: carol, Text: "Your :white_check_mark: on task 1 " +
+				"did not count as an approval: only writers of stack prod can approve its tasks."}},
+			wantEvents: []taskbot.Event{{Type: taskbot.EventApprovalIgnored, TaskID: "1", Stack: "prod", User: carol,
+				Fields: fields("approver", carol, "reason", "only writers of stack prod can approve its tasks")}},
+		},
+		{
+			name:   "another emoji",
+			change: func(r *task.Reaction) { r.Emoji = "thumbsup" },
+		},
+		{
+			name:   "message of no task",
+			change: func(r *task.Reaction) { r.TS = "1700000000.999999" },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := requestApproval(t, e)
+			tt.change(&r)
+			chatBefore, eventsBefore := len(e.chat.all()), len(e.store.events(t))
+
+			if err := e.svc.React(t.Context(), r); err != nil {
+				t.Fatalf("React: %v", err)
+			}
+
+			if diff := cmp.Diff(e.chat.all()[chatBefore:], tt.wantNotify, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("chat events mismatch (-got +want):\n%s", diff)
+			}
+			gotEvents := e.store.events(t)[eventsBefore:]
+			if diff := cmp.Diff(gotEvents, tt.wantEvents, ignoreEventIDTime, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("audit events mismatch (-got +want):\n%s", diff)
+			}
+			if jobs := e.runner.ran(); len(jobs) != 0 {
+				t.Errorf("runner ran %+v, want nothing", jobs)
+			}
+			if got := e.store.task(t, "1").State; got != taskbot.StateAwaitingApproval {
+				t.Errorf("task state = %s, want %s", got, taskbot.StateAwaitingApproval)
+			}
+		})
+	}
+}
+
+func TestReactOnFinishedTask(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.do(t, alice, "task", "prod terraform plan"); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	chatBefore, eventsBefore := len(e.chat.all()), len(e.store.events(t))
+
+	r := task.Reaction{User: bob, Channel: channel, TS: "1700000000.000001", Emoji: emoji}
+	if err := e.svc.React(t.Context(), r); err != nil {
+		t.Fatalf("React: %v", err)
+	}
+
+	if got := len(e.chat.all()) - chatBefore; got != 0 {
+		t.Errorf("React on a finished task showed %d things, want none", got)
+	}
+	if got := len(e.store.events(t)) - eventsBefore; got != 0 {
+		t.Errorf("React on a finished task audited %d events, want none", got)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 1 {
+		t.Errorf("runner ran %d jobs, want the task's one", len(jobs))
+	}
+}
+
+// TestReactTwoReplicas delivers the approving reaction to two replicas
+// sharing one store at once, as Slack does when both receive it.
+func TestReactTwoReplicas(t *testing.T) {
+	e := newEnv(t)
+	other := &fakeRunner{}
+	replica := e.replica(t, other)
+
+	const rounds = 3
+	for round := range rounds {
+		r := requestApproval(t, e)
+		r.TS = e.chat.views()[len(e.chat.views())-1].Task.MessageTS
+		if r.TS == "" {
+			// The awaiting view was just posted; its ts is the latest.
+			r.TS = lastTS(e.chat)
+		}
+
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, svc := range []*task.Service{e.svc, replica} {
+			wg.Go(func() { errs[i] = svc.React(context.Background(), r) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: React on replica %d: %v", round, i, err)
+			}
+		}
+
+		id := e.store.task(t, "1").ID
+		_ = id
+	}
+
+	runs := len(e.runner.ran()) + len(other.ran())
+	if runs != rounds {
+		t.Errorf("runners ran %d times for %d approved tasks, want once each", runs, rounds)
+	}
+	counts := map[taskbot.EventType]int{}
+	for _, ev := range e.store.events(t) {
+		counts[ev.Type]++
+	}
+	for _, typ := range []taskbot.EventType{taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished} {
+		if counts[typ] != rounds {
+			t.Errorf("%d %s events, want %d", counts[typ], typ, rounds)
+		}
+	}
+}
+
+// lastTS returns the ts of the latest posted message.
+func lastTS(c *fakeChat) string {
+	n := 0
+	for _, ev := range c.all() {
+		if ev.Kind == "post" {
+			n++
+		}
+	}
+	return "1700000000." + pad6(n)
+}
+
+func pad6(n int) string {
+	s := "000000" + itoa(n)
+	return s[len(s)-6:]
+}

@@ -164,7 +164,7 @@ func TestOutputRateLimited(t *testing.T) {
 	// Eight full messages, which with the task's message is one post more
 	// than the channel's burst.
 	line := strings.Repeat("x", 69) + "\n"
-	written := strings.Repeat(line, 8*maxOutputMessage/len(line))
+	written := strings.Repeat(line, 8*(maxOutputMessage/len(line)))
 	write(t, out, written)
 	closeOutput(t, out)
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/taskbot/taskbot"
+	slackbot "github.com/taskbot/taskbot/bot"
 )
 
 // TestSecretsMasked prints both secrets from inside the container and
@@ -14,7 +15,7 @@ import (
 func TestSecretsMasked(t *testing.T) {
 	b := startBot(t)
 	const cmd = `echo "env=$API_TOKEN file=$DB_PASSWORD"; echo "$DB_PASSWORD" >&2`
-	b.slash(t, alice, "/task", "dev --skip-init "+cmd)
+	b.slash(t, alice, "/task", "dev --skip-init "+slackbot.EscapeText(cmd))
 	m := b.waitTask(t, cmd)
 
 	out := b.output(m)

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -16,22 +17,18 @@ import (
 const taint = "prod terraform taint aws_instance.web"
 
 // requestApproval has alice request a task that needs approval and returns
-// the reaction that approves it, by bob.
+// the reaction that approves it: bob's, on the task's message.
 func requestApproval(tb testing.TB, e *env) task.Reaction {
 	tb.Helper()
 	if _, err := e.do(tb, alice, "task", taint); err != nil {
 		tb.Fatalf("Handle: %v", err)
 	}
-	views := e.chat.views()
-	if len(views) == 0 {
-		tb.Fatal("the task awaiting approval was not posted")
+	events := e.chat.all()
+	last := events[len(events)-1]
+	if last.Kind != "post" || last.View.Task.State != taskbot.StateAwaitingApproval {
+		tb.Fatalf("last chat event = %+v, want the post of a task awaiting approval", last)
 	}
-	last := e.chat.all()
-	ts := ""
-	for range last {
-		ts = "1700000000.000001"
-	}
-	return task.Reaction{User: bob, Channel: channel, TS: ts, Emoji: emoji}
+	return task.Reaction{User: bob, Channel: channel, TS: last.TS, Emoji: emoji}
 }
 
 func TestApprovalAwaited(t *testing.T) {
@@ -205,7 +202,7 @@ func TestReactOnFinishedTask(t *testing.T) {
 }
 
 // TestReactTwoReplicas delivers the approving reaction to two replicas
-// sharing one store at once, as Slack does when both receive it.
+// sharing one store at once, as when both receive it: the task runs once.
 func TestReactTwoReplicas(t *testing.T) {
 	e := newEnv(t)
 	other := &fakeRunner{}
@@ -214,11 +211,6 @@ func TestReactTwoReplicas(t *testing.T) {
 	const rounds = 3
 	for round := range rounds {
 		r := requestApproval(t, e)
-		r.TS = e.chat.views()[len(e.chat.views())-1].Task.MessageTS
-		if r.TS == "" {
-			// The awaiting view was just posted; its ts is the latest.
-			r.TS = lastTS(e.chat)
-		}
 
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
@@ -226,19 +218,20 @@ func TestReactTwoReplicas(t *testing.T) {
 			wg.Go(func() { errs[i] = svc.React(context.Background(), r) })
 		}
 		wg.Wait()
+
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("round %d: React on replica %d: %v", round, i, err)
 			}
 		}
-
-		id := e.store.task(t, "1").ID
-		_ = id
 	}
 
-	runs := len(e.runner.ran()) + len(other.ran())
-	if runs != rounds {
-		t.Errorf("runners ran %d times for %d approved tasks, want once each", runs, rounds)
+	var ran []string
+	for _, j := range append(e.runner.ran(), other.ran()...) {
+		ran = append(ran, j.TaskID)
+	}
+	if diff := cmp.Diff(ran, []string{"1", "2", "3"}, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("tasks run by both replicas mismatch (-got +want):\n%s", diff)
 	}
 	counts := map[taskbot.EventType]int{}
 	for _, ev := range e.store.events(t) {
@@ -249,20 +242,64 @@ func TestReactTwoReplicas(t *testing.T) {
 			t.Errorf("%d %s events, want %d", counts[typ], typ, rounds)
 		}
 	}
-}
-
-// lastTS returns the ts of the latest posted message.
-func lastTS(c *fakeChat) string {
-	n := 0
-	for _, ev := range c.all() {
-		if ev.Kind == "post" {
-			n++
+	for id := range rounds {
+		if st := e.store.task(t, fmt.Sprint(id+1)).State; st != taskbot.StateFinished {
+			t.Errorf("task %d state = %s, want %s", id+1, st, taskbot.StateFinished)
 		}
 	}
-	return "1700000000." + pad6(n)
 }
 
-func pad6(n int) string {
-	s := "000000" + itoa(n)
-	return s[len(s)-6:]
+// TestReactStackBusy approves a task while another task holds its stack:
+// the approved task is refused on its message, for everyone to see.
+func TestReactStackBusy(t *testing.T) {
+	e := newEnv(t)
+	e.runner = newBlockingRunner(t)
+	e.svc.Runner = e.runner
+	r := requestApproval(t, e)
+
+	busy := e.doAsync(t, bob, "task", "prod terraform plan")
+	e.runner.waitStarted(t)
+
+	if err := e.svc.React(t.Context(), r); err != nil {
+		t.Fatalf("React: %v", err)
+	}
+
+	detail := "Stack *prod* is busy: task 2 by <@UBOB> is running. Try again when it has finished."
+	var refused *task.View
+	for _, v := range e.chat.views() {
+		if v.Task.ID == "1" {
+			refused = &v
+		}
+	}
+	if refused == nil {
+		t.Fatal("task 1 was never shown")
+	}
+	want := task.View{
+		Task: taskbot.Task{
+			ID: "1", Stack: "prod", User: alice, Channel: channel, Command: "terraform taint aws_instance.web",
+			State: taskbot.StateRefused, Detail: detail, MessageTS: r.TS,
+		},
+		Emoji:     emoji,
+		Approvers: []string{bob},
+	}
+	if diff := cmp.Diff(*refused, want, ignoreTaskTimes); diff != "" {
+		t.Errorf("last view of the approved task mismatch (-got +want):\n%s", diff)
+	}
+	if st := e.store.task(t, "1"); st.State != taskbot.StateRefused || st.Detail != detail {
+		t.Errorf("stored task = %s %q, want %s %q", st.State, st.Detail, taskbot.StateRefused, detail)
+	}
+	wantTypes := []taskbot.EventType{
+		taskbot.EventRequested, taskbot.EventDecided, taskbot.EventApprovalCounted, taskbot.EventRefused,
+	}
+	if diff := cmp.Diff(eventTypes(e.store.taskEvents(t, "1")), wantTypes); diff != "" {
+		t.Errorf("audit event types of the approved task mismatch (-got +want):\n%s", diff)
+	}
+
+	e.runner.unblock()
+	if err := receive(t, busy); err != nil {
+		t.Fatalf("Handle of the busy task: %v", err)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 1 || jobs[0].TaskID != "2" {
+		t.Errorf("runner ran %+v, want only task 2", jobs)
+	}
 }

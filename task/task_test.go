@@ -456,7 +456,8 @@ func TestHandleRefusesSecretInCommand(t *testing.T) {
 			// Task.Command promises never to hold a secret value: Redis must
 			// not keep the refused command either.
 			if dump := e.store.mr.Dump(); strings.Contains(dump, tt.secret) {
-				t.Errorf("Redis keeps the secret of a refused command:\n%s", dump)
+				t.Errorf("Redis keeps the secret of a refused command (shown masked):\n%s",
+					mask.New(secrets...).String(dump))
 			}
 		})
 	}

@@ -19,7 +19,7 @@ func TestSecretsMasked(t *testing.T) {
 	m := b.waitTask(t, cmd)
 
 	out := b.output(m)
-	if !strings.Contains(out, "env=*** file=***") || !strings.Contains(out, "\n***") {
+	if !strings.Contains(out, "env=*** file=***") || strings.Count(out, "***") != 3 {
 		t.Errorf("thread output %q: want both secrets masked, on stdout and stderr", out)
 	}
 

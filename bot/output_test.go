@@ -3,6 +3,7 @@ package bot
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -174,6 +175,40 @@ func TestOutputRateLimited(t *testing.T) {
 	posted := len(srv.Thread(tk.Channel, tk.MessageTS)) + 1
 	if calls := srv.Calls("chat.postMessage"); calls <= posted {
 		t.Errorf("%d messages posted in %d calls: the rate limit was not exercised", posted, calls)
+	}
+}
+
+// TestOutputConcurrentWriters checks that stdout and stderr may write at
+// once: every line arrives whole, and each stream's lines in order.
+func TestOutputConcurrentWriters(t *testing.T) {
+	srv, tk, out := openOutput(t, fakeslack.WithoutRateLimits())
+
+	var wg sync.WaitGroup
+	for _, stream := range []string{"out", "err"} {
+		wg.Go(func() {
+			for i := range 500 {
+				if _, err := fmt.Fprintf(out, "%s %03d\n", stream, i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	closeOutput(t, out)
+
+	next := map[string]int{}
+	lines := strings.Split(strings.TrimSuffix(threadOutputText(t, srv, tk), "\n"), "\n")
+	for _, line := range lines {
+		var stream string
+		var i int
+		if _, err := fmt.Sscanf(line, "%s %d", &stream, &i); err != nil || i != next[stream] {
+			t.Fatalf("line %q: want %s %03d next; lines:\n%s", line, stream, next[stream], strings.Join(lines, "\n"))
+		}
+		next[stream]++
+	}
+	if next["out"] != 500 || next["err"] != 500 {
+		t.Errorf("thread holds %v lines per stream, want 500 each", next)
 	}
 }
 

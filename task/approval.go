@@ -95,15 +95,16 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 		return nil
 	}
 
+	approvers, err := s.Store.Approvals(ctx, t.ID)
+	if err != nil {
+		return fmt.Errorf("read approvals: %w", err)
+	}
+
 	// Several replicas may count the last approval at once; only the one
 	// that moves the task out of awaiting_approval runs it.
 	won, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StateAwaitingApproval, taskbot.StatePending)
 	if err != nil || !won {
 		return err
-	}
-	approvers, err := s.Store.Approvals(ctx, t.ID)
-	if err != nil {
-		return fmt.Errorf("read approvals: %w", err)
 	}
 	v := View{Emoji: s.Emoji, Approvers: approvers}
 	return s.startApproved(ctx, st, t, &v)

@@ -24,6 +24,9 @@ func requestApproval(tb testing.TB, e *env) task.Reaction {
 		tb.Fatalf("Handle: %v", err)
 	}
 	events := e.chat.all()
+	if len(events) == 0 {
+		tb.Fatal("the task awaiting approval was not posted")
+	}
 	last := events[len(events)-1]
 	if last.Kind != "post" || last.View.Task.State != taskbot.StateAwaitingApproval {
 		tb.Fatalf("last chat event = %+v, want the post of a task awaiting approval", last)
@@ -119,6 +122,17 @@ func TestReactApproves(t *testing.T) {
 }
 
 func TestReactIgnored(t *testing.T) {
+	// ignored is what an approval by user that does not count leaves: a
+	// note to them and an audit event, both saying why.
+	ignored := func(user, reason string) ([]chatEvent, []taskbot.Event) {
+		note := "Your :white_check_mark: on task 1 did not count as an approval: " + reason + "."
+		ev := taskbot.Event{Type: taskbot.EventApprovalIgnored, TaskID: "1", Stack: "prod", User: user,
+			Fields: fields("approver", user, "reason", reason)}
+		return []chatEvent{{Kind: "notify", User: user, Text: note}}, []taskbot.Event{ev}
+	}
+	requesterNote, requesterEvents := ignored(alice, "requesters cannot approve their own tasks")
+	readerNote, readerEvents := ignored(carol, "only writers of stack prod can approve its tasks")
+
 	tests := []struct {
 		name       string
 		change     func(r *task.Reaction)
@@ -126,20 +140,16 @@ func TestReactIgnored(t *testing.T) {
 		wantEvents []taskbot.Event
 	}{
 		{
-			name:   "requester",
-			change: func(r *task.Reaction) { r.User = alice },
-			wantNotify: []chatEvent{{Kind: "notify", User: alice, Text: "Your :white_check_mark: on task 1 " +
-				"did not count as an approval: requesters cannot approve their own tasks."}},
-			wantEvents: []taskbot.Event{{Type: taskbot.EventApprovalIgnored, TaskID: "1", Stack: "prod", User: alice,
-				Fields: fields("approver", alice, "reason", "requesters cannot approve their own tasks")}},
+			name:       "requester",
+			change:     func(r *task.Reaction) { r.User = alice },
+			wantNotify: requesterNote,
+			wantEvents: requesterEvents,
 		},
 		{
-			name:   "not a writer",
-			change: func(r *task.Reaction) { r.User = carol },
-			wantNotify: []chatEvent{{Kind: "notify", User: carol, Text: "Your :white_check_mark: on task 1 " +
-				"did not count as an approval: only writers of stack prod can approve its tasks."}},
-			wantEvents: []taskbot.Event{{Type: taskbot.EventApprovalIgnored, TaskID: "1", Stack: "prod", User: carol,
-				Fields: fields("approver", carol, "reason", "only writers of stack prod can approve its tasks")}},
+			name:       "not a writer",
+			change:     func(r *task.Reaction) { r.User = carol },
+			wantNotify: readerNote,
+			wantEvents: readerEvents,
 		},
 		{
 			name:   "another emoji",
@@ -230,14 +240,16 @@ func TestReactTwoReplicas(t *testing.T) {
 	for _, j := range append(e.runner.ran(), other.ran()...) {
 		ran = append(ran, j.TaskID)
 	}
-	if diff := cmp.Diff(ran, []string{"1", "2", "3"}, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+	bySort := cmpopts.SortSlices(func(a, b string) bool { return a < b })
+	if diff := cmp.Diff(ran, []string{"1", "2", "3"}, bySort); diff != "" {
 		t.Errorf("tasks run by both replicas mismatch (-got +want):\n%s", diff)
 	}
 	counts := map[taskbot.EventType]int{}
 	for _, ev := range e.store.events(t) {
 		counts[ev.Type]++
 	}
-	for _, typ := range []taskbot.EventType{taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished} {
+	once := []taskbot.EventType{taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished}
+	for _, typ := range once {
 		if counts[typ] != rounds {
 			t.Errorf("%d %s events, want %d", counts[typ], typ, rounds)
 		}

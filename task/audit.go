@@ -9,13 +9,13 @@ import (
 )
 
 // audit appends one event about t, with the extra fields given as key,
-// value pairs. Every value is masked first. An error means the step must not
+// value pairs. Every text is masked first. An error means the step must not
 // go ahead: taskbot does nothing it cannot account for.
 func (s *Service) audit(ctx context.Context, t *taskbot.Task, user string, typ taskbot.EventType, kv ...string) error {
 	ev := taskbot.Event{
 		Type:   typ,
 		TaskID: t.ID,
-		Stack:  t.Stack,
+		Stack:  s.Masker.String(t.Stack),
 		User:   user,
 		Time:   time.Now().UTC(),
 	}

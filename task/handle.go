@@ -27,6 +27,8 @@ func (s *Service) Handle(ctx context.Context, req Request) (Reply, error) {
 		return s.listLocks(ctx)
 	case c.Name == "lock":
 		return s.lock(ctx, req)
+	case c.Name == "unlock" && c.Help:
+		return Reply{Text: command.Usage("unlock")}, nil
 	case c.Name == "unlock":
 		return s.unlock(ctx, req)
 	}

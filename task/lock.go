@@ -21,6 +21,10 @@ func (s *Service) lock(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, taskbot.Errorf(taskbot.EInvalid, "Your reason contains a secret value; write it without.")
 	}
 
+	prev, err := s.Store.LockOf(ctx, st.Name)
+	if err != nil {
+		return Reply{}, fmt.Errorf("read lock of %s: %w", st.Name, err)
+	}
 	l, err := s.Store.Lock(ctx, st.Name, req.User, reason)
 	var locked *taskbot.LockedError
 	if errors.As(err, &locked) {
@@ -30,16 +34,30 @@ func (s *Service) lock(ctx context.Context, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("lock %s: %w", st.Name, err)
 	}
 
-	// A lock nobody can account for must not stand.
 	ref := &taskbot.Task{Stack: st.Name}
 	if err := s.audit(ctx, ref, req.User, taskbot.EventStackLocked, "reason", reason); err != nil {
-		fresh, cancel := freshContext(ctx)
-		defer cancel()
-		_, undoErr := s.Store.Unlock(fresh, st.Name, req.User)
-		return Reply{}, errors.Join(err, undoErr)
+		return Reply{}, errors.Join(err, s.undoLock(ctx, st.Name, req.User, prev))
 	}
 	return Reply{Public: true, Text: fmt.Sprintf(":lock: <@%s> locked stack *%s*%s. Only they can run tasks on it until `/unlock %s`.",
 		l.User, l.Stack, reasonSuffix(l.Reason), l.Stack)}, nil
+}
+
+// undoLock takes back a lock whose audit entry could not be written: a lock
+// nobody can account for must not stand. prev is the requester's own lock
+// from before, whose reason is restored, or nil.
+func (s *Service) undoLock(ctx context.Context, stack, user string, prev *taskbot.Lock) error {
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	var err error
+	if prev != nil && prev.User == user {
+		_, err = s.Store.Lock(fresh, stack, user, prev.Reason)
+	} else {
+		_, err = s.Store.Unlock(fresh, stack, user)
+	}
+	if err != nil {
+		return fmt.Errorf("undo lock of %s: %w", stack, err)
+	}
+	return nil
 }
 
 // unlock releases the requester's manual lock.

@@ -97,6 +97,10 @@ func TestLockLifecycle(t *testing.T) {
 	}
 }
 
+// noStackNope is the refusal of stack "nope".
+const noStackNope = `There is no stack "nope". Known stacks: dev, prod. ` +
+	"`/task help` shows the ones you may use."
+
 func TestLockRefuses(t *testing.T) {
 	tests := []struct {
 		name, user, cmd, text string
@@ -112,7 +116,7 @@ func TestLockRefuses(t *testing.T) {
 		{
 			name: "unknown stack", user: alice, cmd: "lock", text: "nope",
 			wantCode: taskbot.ENotFound,
-			wantMsg:  `There is no stack "nope". Known stacks: dev, prod. ` + "`/task help` shows the ones you may use.",
+			wantMsg:  noStackNope,
 		},
 		{
 			name: "secret in the reason", user: alice, cmd: "lock", text: "prod rotating " + dbPassword,
@@ -122,7 +126,7 @@ func TestLockRefuses(t *testing.T) {
 		{
 			name: "unlock unknown stack", user: alice, cmd: "unlock", text: "nope",
 			wantCode: taskbot.ENotFound,
-			wantMsg:  `There is no stack "nope". Known stacks: dev, prod. ` + "`/task help` shows the ones you may use.",
+			wantMsg:  noStackNope,
 		},
 	}
 	for _, tt := range tests {
@@ -183,7 +187,7 @@ func TestLockList(t *testing.T) {
 		t.Fatalf("Locks() = %+v, %v; want a lease on dev and a lock on prod", locks, err)
 	}
 	since := func(i int) string { return locks[i].Since.UTC().Format("2006-01-02 15:04 MST") }
-	want := fmt.Sprintf("• *dev*: task 2 by <@UCAROL> running since %s\n"+
+	want := fmt.Sprintf("• *dev*: task 1 by <@UCAROL> running since %s\n"+
 		"• *prod*: locked by <@UBOB> since %s: db migration", since(0), since(1))
 	if diff := cmp.Diff(reply, task.Reply{Text: want}); diff != "" {
 		t.Errorf("lock list mismatch (-got +want):\n%s", diff)

@@ -13,15 +13,22 @@ import (
 	"github.com/taskbot/taskbot/policy"
 )
 
+// errSecretInCommand refuses a command that holds a secret's value: it
+// would be kept, posted and run with the secret in plain text.
+var errSecretInCommand = taskbot.Errorf(taskbot.EForbidden,
+	"Your command contains the value of one of the stack's secrets, so nothing was run. "+
+		"Refer to the secret by its environment variable instead (e.g. `$DB_PASSWORD`).")
+
 // request takes a /task command from its arrival to its end: checks, then
 // either a run or a wait for approval. Requests for unknown stacks are
-// recorded too: the audit log shows every attempt.
+// recorded too: the audit log shows every attempt. What the user typed is
+// masked before it is kept anywhere.
 func (s *Service) request(ctx context.Context, req Request) error {
 	t := &taskbot.Task{
-		Stack:    req.Command.Stack,
+		Stack:    s.Masker.String(req.Command.Stack),
 		User:     req.User,
 		Channel:  req.Channel,
-		Command:  req.Command.Text,
+		Command:  s.Masker.String(req.Command.Text),
 		SkipInit: req.Command.SkipInit,
 		State:    taskbot.StatePending,
 	}
@@ -35,6 +42,9 @@ func (s *Service) request(ctx context.Context, req Request) error {
 		return s.abandon(ctx, t, err)
 	}
 
+	if t.Command != req.Command.Text {
+		return s.refuse(ctx, t, errSecretInCommand)
+	}
 	st, err := s.stack(t.Stack)
 	if err != nil {
 		return s.refuse(ctx, t, err)
@@ -49,16 +59,10 @@ func (s *Service) request(ctx context.Context, req Request) error {
 	return s.start(ctx, st, t, nil)
 }
 
-// check runs the checks a task must pass before it may run, in order: no
-// secret in the command, a writer, the task policy, no one else's lock. It
-// returns the reasons the task needs approval, if any.
+// check runs the checks a task on a known stack must pass before it may
+// run, in order: a writer, the task policy, no one else's lock. It returns
+// the reasons the task needs approval, if any.
 func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
-	if s.Masker.Contains(t.Command) {
-		return nil, taskbot.Errorf(taskbot.EForbidden,
-			"Your command contains the value of one of the stack's secrets. "+
-				"Refer to the secret by its environment variable instead (e.g. `$DB_PASSWORD`).")
-	}
-
 	if err := s.requireWriter(ctx, st, t.User, "run tasks on it"); err != nil {
 		return nil, err
 	}

@@ -43,11 +43,18 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 	}
 
 	runCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go s.renew(runCtx, stop, t, lease)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renew(runCtx, stop, t, lease)
+	}()
 
 	res, runErr := s.execute(runCtx, st, t)
-	state, detail := outcome(st, res, runErr, context.Cause(runCtx))
+	cancelled := context.Cause(runCtx)
+	stop(nil)
+	<-renewed // no renewal may outlive the task and race its release
+
+	state, detail := outcome(st, res, runErr, cancelled)
 	if runErr != nil && !errors.Is(runErr, runner.ErrImageUnavailable) {
 		s.logTask(t).WithError(runErr).Error("task run failed")
 	}

@@ -74,15 +74,16 @@ const initMarker = "/tmp/.taskbot-init"
 // script is the container's entrypoint. The subshell keeps a failure to
 // write the marker (no /tmp, read-only filesystem) from ending the script.
 // The command is handed over as a positional parameter so that the command
-// does not see the variables that carried it.
+// does not see the variables that carried it; "--" keeps a command that
+// starts with "-" from being read as an option of sh.
 const script = `if [ -n "$` + envInit + `" ]; then
 	(: >` + initMarker + `) 2>/dev/null
-	sh -c "$` + envInit + `" || exit
+	sh -c -- "$` + envInit + `" || exit
 	rm -f ` + initMarker + `
 fi
 set -- "$` + envCommand + `"
 unset ` + envInit + ` ` + envCommand + `
-exec sh -c "$1"`
+exec sh -c -- "$1"`
 
 // cleanupTimeout bounds removing a container once a run is over, which
 // happens even when the caller's context is cancelled.

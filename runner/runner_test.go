@@ -80,6 +80,12 @@ func TestRun(t *testing.T) {
 			want: runner.Result{ExitCode: 0, Phase: runner.PhasePerform},
 		},
 		{
+			name: "command and init that start with a dash",
+			job:  runner.Job{Init: "-x 2>/dev/null; echo init", Command: "--version 2>/dev/null; echo cmd"},
+			out:  output{Stdout: "init\ncmd\n"},
+			want: runner.Result{ExitCode: 0, Phase: runner.PhasePerform},
+		},
+		{
 			name: "workdir",
 			job:  runner.Job{Workdir: "/tmp/work", Command: "pwd"},
 			out:  output{Stdout: "/tmp/work\n"},

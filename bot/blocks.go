@@ -84,22 +84,24 @@ func mentions(users []string) string {
 }
 
 // maxCommandShown keeps a task message's section under Slack's 3,000
-// characters even after escaping.
+// characters: it bounds the command's escaped form.
 const maxCommandShown = 2000
 
-// codeBlock shows a command verbatim, cut short if it is very long. Slack
-// decodes the three entities even in code blocks, so the text is escaped.
+// codeBlock shows a command verbatim, cut short if its escaped form is very
+// long. Slack decodes the three entities even in code blocks, so the text is
+// escaped.
 func codeBlock(text string) string {
-	if r := []rune(text); len(r) > maxCommandShown {
-		text = string(r[:maxCommandShown]) + "…"
+	if head, rest := splitOutput(text, maxCommandShown); rest != "" {
+		text = head + "…"
 	}
 	return fence(text)
 }
 
-// fence puts text in a code block, escaped, with any ``` in it broken by a
-// zero-width space so that it cannot end the block early.
+// fence puts text in a code block, escaped, with a zero-width space in
+// every pair of backticks, so that no run of three inside can end the block
+// early.
 func fence(text string) string {
-	text = strings.ReplaceAll(text, "```", "`\u200b``")
+	text = strings.ReplaceAll(text, "``", "`\u200b`")
 	return "```" + EscapeText(text) + "```"
 }
 

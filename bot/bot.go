@@ -87,6 +87,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return err
 	}
 	b.botUser = user
+	b.log.WithField("bot_user", user).Info("taskbot serving")
 
 	sm := socketmode.New(b.client.api)
 	connErr := make(chan error, 1)

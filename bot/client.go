@@ -159,7 +159,7 @@ func (c *Client) GroupMembers(ctx context.Context, group string) ([]string, erro
 func (c *Client) authTest(ctx context.Context) (string, error) {
 	res, err := c.api.AuthTestContext(ctx)
 	if err != nil {
-		return "", fmt.Errorf("auth.test: %w", err)
+		return "", fmt.Errorf("auth.test with the bot token (SLACK_BOT_TOKEN): %w", err)
 	}
 	return res.UserID, nil
 }

@@ -127,7 +127,9 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 func (o *threadOutput) send(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	text := slack.MsgOptionText(fence(o.cur), false)
+	// The task masks its output before it gets here; masking again makes
+	// this sink safe on its own.
+	text := slack.MsgOptionText(fence(o.c.masker.String(o.cur)), false)
 
 	var err error
 	if o.curTS == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskbot/taskbot/bot"
+	"github.com/taskbot/taskbot/task"
 )
 
 // serveOptions are serve's flags; each token and URL has an environment twin.
@@ -86,8 +87,12 @@ func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	b := bot.New(client, svc, a.store, a.log, bot.Options{Workers: o.workers, DrainTimeout: o.drainTimeout})
-	a.log.WithField("stacks", strings.Join(a.cfg.StackNames(), ",")).Info("taskbot serving")
+	// Containers of replicas that crashed are removed now and from time to
+	// time, so that an orphan never runs beside the stack's next task.
+	go svc.ReapEvery(ctx, task.DefaultLeaseTTL/3)
+
+	lg := a.log.WithField("stacks", strings.Join(a.cfg.StackNames(), ","))
+	b := bot.New(client, svc, a.store, lg, bot.Options{Workers: o.workers, DrainTimeout: o.drainTimeout})
 	return b.Run(ctx)
 }
 

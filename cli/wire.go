@@ -56,6 +56,7 @@ type app struct {
 	store  *store.Store
 	policy *policy.Engine
 	runner *runner.Docker
+	owner  string // the deployment's ID; labels its containers
 	closer []func() error
 }
 
@@ -90,10 +91,16 @@ func (a *app) openParts(ctx context.Context, c common) error {
 		return err
 	}
 	a.closer = append(a.closer, a.store.Close)
+	if a.owner, err = a.store.DeploymentID(ctx); err != nil {
+		return err
+	}
 	if a.runner, err = runner.New(); err != nil {
 		return fmt.Errorf("connect to docker: %w", err)
 	}
 	a.closer = append(a.closer, a.runner.Close)
+	if err := a.runner.Ping(ctx); err != nil {
+		return fmt.Errorf("%w (is the Docker engine running, and DOCKER_HOST right?)", err)
+	}
 	return nil
 }
 
@@ -124,6 +131,7 @@ func (a *app) service(chat task.Chat, dir task.Directory) (*task.Service, error)
 		Chat:      chat,
 		Masker:    a.masker,
 		Log:       a.log,
+		Owner:     a.owner,
 	}
 	return s, s.Validate()
 }

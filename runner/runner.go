@@ -23,6 +23,8 @@ import (
 // Job is one command to run in a fresh container.
 type Job struct {
 	TaskID  string        // labels the container: taskbot.task=<id>, taskbot.managed=true
+	Stack   string        // labels the container: taskbot.stack=<name>
+	Owner   string        // labels the container: taskbot.owner=<id> of the deployment that runs it
 	Image   string        // must exist locally unless the engine can pull it
 	Init    string        // optional: runs as `sh -c "$init"` first; "" means no init phase
 	Command string        // runs as `sh -c "$command"` after init succeeded
@@ -56,6 +58,8 @@ var ErrImageUnavailable = errors.New("image unavailable")
 // operators can find them.
 const (
 	LabelTask    = "taskbot.task"
+	LabelStack   = "taskbot.stack"
+	LabelOwner   = "taskbot.owner"
 	LabelManaged = "taskbot.managed"
 )
 
@@ -182,7 +186,9 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 		WorkingDir:   job.Workdir,
 		AttachStdout: true,
 		AttachStderr: true,
-		Labels:       map[string]string{LabelTask: job.TaskID, LabelManaged: "true"},
+		Labels: map[string]string{
+			LabelTask: job.TaskID, LabelStack: job.Stack, LabelOwner: job.Owner, LabelManaged: "true",
+		},
 	}
 
 	// A create cancelled in flight may still create the container, whose ID
@@ -199,6 +205,48 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 		return "", fmt.Errorf("create container: %w", err)
 	}
 	return resp.ID, nil
+}
+
+// Container is a container the runner made, as Containers finds it.
+type Container struct {
+	ID     string
+	TaskID string
+	Stack  string
+}
+
+// Containers lists the containers, running or not, that the runner made
+// for owner's jobs. A replica that crashed leaves its containers behind; this
+// is how the others find them.
+func (d *Docker) Containers(ctx context.Context, owner string) ([]Container, error) {
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelManaged+"=true", LabelOwner+"="+owner),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	cs := make([]Container, len(res.Items))
+	for i, c := range res.Items {
+		cs[i] = Container{ID: c.ID, TaskID: c.Labels[LabelTask], Stack: c.Labels[LabelStack]}
+	}
+	return cs, nil
+}
+
+// Remove force-removes container id, killing it if it still runs.
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Ping checks that the engine answers.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("ping docker engine: %w", err)
+	}
+	return nil
 }
 
 // remove force-removes container id, which also kills it if it still runs.

@@ -11,6 +11,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -122,4 +124,24 @@ func replyFields(reply any) (string, map[string]string, error) {
 		m[k] = v
 	}
 	return status, m, nil
+}
+
+// DeploymentID returns the ID that names this Redis and prefix: the one
+// deployment whose replicas share them. Containers are labelled with it, so
+// that replicas clean up only their own deployment's leftovers on a Docker
+// engine that other deployments may share. The first caller creates it.
+func (s *Store) DeploymentID(ctx context.Context) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make deployment ID: %w", err)
+	}
+	key := s.key("deployment")
+	if err := s.rdb.SetNX(ctx, key, hex.EncodeToString(b[:]), 0).Err(); err != nil {
+		return "", fmt.Errorf("set deployment ID: %w", err)
+	}
+	id, err := s.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return "", fmt.Errorf("read deployment ID: %w", err)
+	}
+	return id, nil
 }

@@ -324,3 +324,24 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestDeploymentID(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			e := b.start(t)
+			other := store.New(e.rdb, "other:")
+			first, err := e.store.DeploymentID(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := e.store.DeploymentID(t.Context())
+			if err != nil || again != first || len(first) != 16 {
+				t.Errorf("DeploymentID = %q then %q, %v; want the same 16 hex digits twice", first, again, err)
+			}
+			id, err := other.DeploymentID(t.Context())
+			if err != nil || id == first {
+				t.Errorf("DeploymentID with another prefix = %q, %v; want a different ID", id, err)
+			}
+		})
+	}
+}

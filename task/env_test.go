@@ -34,6 +34,7 @@ const (
 
 	channel = "C1"
 	emoji   = "white_check_mark"
+	owner   = "test-deployment" // the Service's Owner
 )
 
 // The secrets of stack prod.
@@ -144,6 +145,7 @@ func (e *env) replica(tb testing.TB, r task.Runner) *task.Service {
 		Chat:      e.chat,
 		Masker:    mask.New(secrets...),
 		Log:       log,
+		Owner:     owner,
 	}
 	if err := svc.Validate(); err != nil {
 		tb.Fatalf("Validate: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -147,8 +148,10 @@ type fakeRunner struct {
 	release chan struct{}   // if non-nil, Run waits for it to close
 	once    sync.Once
 
-	mu   sync.Mutex
-	jobs []runner.Job // guarded by mu
+	mu         sync.Mutex
+	jobs       []runner.Job                // guarded by mu
+	containers map[string]runner.Container // by ID: running jobs and planted orphans; guarded by mu
+	removed    []string                    // IDs passed to Remove; guarded by mu
 }
 
 var _ task.Runner = (*fakeRunner)(nil)
@@ -172,7 +175,13 @@ func (r *fakeRunner) Run(
 ) (runner.Result, error) {
 	r.mu.Lock()
 	r.jobs = append(r.jobs, job)
+	r.plantLocked(runner.Container{ID: "c-" + job.TaskID, TaskID: job.TaskID, Stack: job.Stack})
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.containers, "c-"+job.TaskID)
+		r.mu.Unlock()
+	}()
 
 	for _, s := range r.stdout {
 		if _, err := io.WriteString(stdout, s); err != nil {
@@ -196,6 +205,45 @@ func (r *fakeRunner) Run(
 		}
 	}
 	return r.result, r.err
+}
+
+// Containers implements task.Runner: the jobs running now and the planted
+// orphans. The fake has a single owner.
+func (r *fakeRunner) Containers(context.Context, string) ([]runner.Container, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := slices.Collect(maps.Values(r.containers))
+	slices.SortFunc(cs, func(a, b runner.Container) int { return strings.Compare(a.ID, b.ID) })
+	return cs, nil
+}
+
+// Remove implements task.Runner.
+func (r *fakeRunner) Remove(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.containers, id)
+	r.removed = append(r.removed, id)
+	return nil
+}
+
+// plant adds a container as a crashed replica would leave it.
+func (r *fakeRunner) plant(c runner.Container) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.plantLocked(c)
+}
+
+func (r *fakeRunner) plantLocked(c runner.Container) {
+	if r.containers == nil {
+		r.containers = map[string]runner.Container{}
+	}
+	r.containers[c.ID] = c
+}
+
+func (r *fakeRunner) removedIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.removed)
 }
 
 func (r *fakeRunner) ran() []runner.Job {

@@ -68,6 +68,11 @@ func (s *Service) begin(ctx context.Context, st *taskbot.Stack, t *taskbot.Task,
 		"kind", string(taskbot.LockTask), "token", strconv.FormatInt(lease.Token, 10)); err != nil {
 		return err
 	}
+	// Holding the lease, any other container of the stack is an orphan of
+	// a replica that stopped: it must not run alongside this task.
+	if err := s.reap(ctx, func(c runner.Container) bool { return c.Stack == st.Name && c.TaskID != t.ID }); err != nil {
+		return err
+	}
 	if _, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StatePending, taskbot.StateRunning); err != nil {
 		return fmt.Errorf("mark task running: %w", err)
 	}
@@ -116,7 +121,9 @@ func (s *Service) execute(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	}
 	stdout, stderr := s.Masker.Writer(out), s.Masker.Writer(out)
 
-	res, runErr := s.Runner.Run(ctx, job(st, t), stdout, stderr)
+	j := job(st, t)
+	j.Owner = s.Owner
+	res, runErr := s.Runner.Run(ctx, j, stdout, stderr)
 
 	fresh, cancel := freshContext(ctx)
 	defer cancel()
@@ -130,6 +137,7 @@ func (s *Service) execute(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 func job(st *taskbot.Stack, t *taskbot.Task) runner.Job {
 	j := runner.Job{
 		TaskID:  t.ID,
+		Stack:   st.Name,
 		Image:   st.Image,
 		Command: t.Command,
 		Workdir: st.Workdir,

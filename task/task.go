@@ -49,9 +49,12 @@ type Policy interface {
 	Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error)
 }
 
-// Runner runs a task's command in a container.
+// Runner runs a task's command in a container, and finds and removes the
+// containers of tasks whose replica stopped.
 type Runner interface {
 	Run(ctx context.Context, job runner.Job, stdout, stderr io.Writer) (runner.Result, error)
+	Containers(ctx context.Context, owner string) ([]runner.Container, error)
+	Remove(ctx context.Context, id string) error
 }
 
 // Directory answers who belongs to a chat user group.
@@ -119,6 +122,10 @@ type Service struct {
 	Masker    *mask.Masker
 	Log       logrus.FieldLogger
 
+	// Owner names the deployment, as store.DeploymentID does: its containers
+	// carry it, and only its containers are reaped.
+	Owner string
+
 	// LeaseTTL is how long a stack's lease outlives a replica that stopped
 	// renewing it. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -138,8 +145,8 @@ func (s *Service) Validate() error {
 		return errors.Join(ErrMisconfigured, errors.New("no stacks"))
 	case s.Store == nil, s.Policy == nil, s.Runner == nil, s.Directory == nil, s.Chat == nil:
 		return errors.Join(ErrMisconfigured, errors.New("a dependency is missing"))
-	case s.Masker == nil, s.Log == nil, s.Emoji == "":
-		return errors.Join(ErrMisconfigured, errors.New("masker, log or emoji missing"))
+	case s.Masker == nil, s.Log == nil, s.Emoji == "", s.Owner == "":
+		return errors.Join(ErrMisconfigured, errors.New("masker, log, emoji or owner missing"))
 	}
 	return nil
 }

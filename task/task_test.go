@@ -61,6 +61,8 @@ func TestHandleRunsTask(t *testing.T) {
 
 	wantJob := runner.Job{
 		TaskID:  "1",
+		Stack:   "prod",
+		Owner:   owner,
 		Image:   "example/terraform:1.9",
 		Init:    "terraform init",
 		Command: "terraform plan",
@@ -131,7 +133,7 @@ func TestHandleJob(t *testing.T) {
 			name: "skip init",
 			user: alice, text: "prod --skip-init terraform plan",
 			want: runner.Job{
-				TaskID: "1", Image: "example/terraform:1.9", Command: "terraform plan",
+				TaskID: "1", Stack: "prod", Owner: owner, Image: "example/terraform:1.9", Command: "terraform plan",
 				Workdir: "/work", Env: prodEnv, Timeout: 10 * time.Minute,
 			},
 		},
@@ -139,14 +141,14 @@ func TestHandleJob(t *testing.T) {
 			name: "writer through a user group",
 			user: dave, text: "prod terraform plan",
 			want: runner.Job{
-				TaskID: "1", Image: "example/terraform:1.9", Init: "terraform init",
+				TaskID: "1", Stack: "prod", Owner: owner, Image: "example/terraform:1.9", Init: "terraform init",
 				Command: "terraform plan", Workdir: "/work", Env: prodEnv, Timeout: 10 * time.Minute,
 			},
 		},
 		{
 			name: "stack without init, env or timeout",
 			user: carol, text: "dev ls -la",
-			want: runner.Job{TaskID: "1", Image: "example/dev:latest", Command: "ls -la"},
+			want: runner.Job{TaskID: "1", Stack: "dev", Owner: owner, Image: "example/dev:latest", Command: "ls -la"},
 		},
 	}
 	for _, tt := range tests {

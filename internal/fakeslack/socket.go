@@ -111,10 +111,9 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	defer s.drop(c)
 
 	frame, err := json.Marshal(s.hello(c))
-	if err != nil || c.write(frame) != nil {
+	if err != nil || !s.greet(c, frame) {
 		return
 	}
-	s.setRoutable(c, true)
 
 	pinger := make(chan struct{})
 	go func() {
@@ -124,6 +123,21 @@ func (s *Server) serveLink(w http.ResponseWriter, r *http.Request) {
 	s.readAcks(c)
 	c.close()
 	<-pinger
+}
+
+// greet sends hello and makes c routable in one step under mu: a client
+// that saw hello may send commands at once, and they must be able to reach
+// it, while no envelope may reach it before hello.
+func (s *Server) greet(c *conn, hello []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if c.write(hello) != nil {
+		return false
+	}
+	c.routable = true
+	s.notifyLocked()
+	return true
 }
 
 // takeTicket consumes a ticket issued by apps.connections.open.

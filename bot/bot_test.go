@@ -201,7 +201,7 @@ func TestSlashCommandHandled(t *testing.T) {
 func TestSlashCommandAckedBeforeWork(t *testing.T) {
 	release := make(chan struct{})
 	tasks := &fakeTasks{handle: func(ctx context.Context, _ task.Request) (task.Reply, error) {
-		<-release
+		waitRelease(t, release)
 		return task.Reply{Text: "done"}, nil
 	}}
 	r := runBot(t, tasks, &fakeDeduper{}, Options{})
@@ -212,6 +212,15 @@ func TestSlashCommandAckedBeforeWork(t *testing.T) {
 
 	if got := r.reply(t, 0); got.Text != "done" {
 		t.Errorf("reply = %q, want %q", got.Text, "done")
+	}
+}
+
+// waitRelease blocks a handler until release is closed, or the test ends:
+// a test that fails first must not leave Run waiting for it forever.
+func waitRelease(t *testing.T, release <-chan struct{}) {
+	select {
+	case <-release:
+	case <-t.Context().Done():
 	}
 }
 
@@ -455,7 +464,7 @@ func TestHandlerPanic(t *testing.T) {
 func TestRunDrains(t *testing.T) {
 	release := make(chan struct{})
 	tasks := &fakeTasks{handle: func(ctx context.Context, _ task.Request) (task.Reply, error) {
-		<-release
+		waitRelease(t, release)
 		return task.Reply{Text: "finished after shutdown began"}, ctx.Err()
 	}}
 	r := runBot(t, tasks, &fakeDeduper{}, Options{})

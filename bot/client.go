@@ -29,6 +29,10 @@ type Client struct {
 	// FlushInterval is how often task output is sent to Slack. Slack
 	// allows about one message per second per channel.
 	FlushInterval time.Duration
+
+	// OutputHead and OutputTail bound the output a thread shows: the first
+	// OutputHead bytes as they come, the last OutputTail bytes at the end.
+	OutputHead, OutputTail int
 }
 
 var (
@@ -66,6 +70,8 @@ func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Cli
 		log:           lg,
 		groups:        groupCache{ttl: ttl, entries: map[string]groupEntry{}},
 		FlushInterval: time.Second,
+		OutputHead:    DefaultOutputHead,
+		OutputTail:    DefaultOutputTail,
 	}
 }
 

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,15 @@ import (
 // chat.update's 4,000 characters with room for the code fences.
 const maxOutputMessage = 3800
 
+// The parts of a task's output a thread shows. A thread is for people: past
+// OutputHead bytes, only the last OutputTail bytes are kept and shown at the
+// end, where errors usually are, with a note of how much was left out. This
+// also bounds the memory one chatty task can take.
+const (
+	DefaultOutputHead = 24 << 10
+	DefaultOutputTail = 12 << 10
+)
+
 // OpenOutput implements task.Chat: output goes into the task's thread, in
 // messages that grow by chat.update until full, sent at most once per
 // FlushInterval so that a chatty task stays within Slack's rate limits.
@@ -30,7 +40,8 @@ func (c *Client) OpenOutput(ctx context.Context, t taskbot.Task) (task.Output, e
 		c:       c,
 		channel: t.Channel,
 		thread:  t.MessageTS,
-		wake:    make(chan struct{}, 1),
+		head:    c.OutputHead,
+		tail:    tail{max: c.OutputTail},
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -44,12 +55,13 @@ func (c *Client) OpenOutput(ctx context.Context, t taskbot.Task) (task.Output, e
 type threadOutput struct {
 	c               *Client
 	channel, thread string
-	wake            chan struct{} // a write happened
 	closing         chan struct{} // closed by Close
 	done            chan struct{} // closed by loop when everything was sent
 
 	mu      sync.Mutex
-	pending []byte // guarded by mu
+	head    int    // bytes still to stream live; guarded by mu
+	pending []byte // streamed at the next flush; guarded by mu
+	tail    tail   // what came after the head; guarded by mu
 
 	// Owned by the loop goroutine.
 	cur   string // raw text of the newest output message
@@ -60,12 +72,11 @@ type threadOutput struct {
 // Write implements io.Writer. It never blocks on Slack.
 func (o *threadOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
-	o.pending = append(o.pending, p...)
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	defer o.mu.Unlock()
+	n := min(len(p), o.head)
+	o.pending = append(o.pending, p[:n]...)
+	o.head -= n
+	o.tail.write(p[n:])
 	return len(p), nil
 }
 
@@ -96,10 +107,14 @@ func (o *threadOutput) loop(ctx context.Context) {
 	}
 }
 
-// flush sends the pending output. Unless final, an incomplete UTF-8
-// sequence at the end waits for the rest of its bytes.
+// flush sends the pending output; the final flush adds the tail. Unless
+// final, an incomplete UTF-8 sequence at the end waits for the rest of its
+// bytes.
 func (o *threadOutput) flush(ctx context.Context, final bool) {
 	o.mu.Lock()
+	if final {
+		o.pending = append(o.pending, o.tail.text()...)
+	}
 	n := len(o.pending)
 	if !final {
 		n = completeUTF8(o.pending)
@@ -190,4 +205,38 @@ func escapedLen(r rune) int {
 		return 2 // room for the zero-width space that breaks a ```
 	}
 	return utf8.RuneLen(r)
+}
+
+// tail keeps the last max bytes written to it and counts the rest.
+type tail struct {
+	max     int
+	buf     []byte
+	dropped int
+}
+
+func (t *tail) write(p []byte) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.dropped += over
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+}
+
+// text returns the tail, behind a note of what was left out, starting at a
+// whole line where one starts close by.
+func (t *tail) text() []byte {
+	if t.dropped == 0 {
+		return t.buf
+	}
+	b := t.buf
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < 200 {
+		t.dropped += i + 1
+		b = b[i+1:]
+	}
+	for len(b) > 0 && !utf8.RuneStart(b[0]) {
+		t.dropped++
+		b = b[1:]
+	}
+	note := fmt.Sprintf("\n[… %d bytes of output not shown; the last %d follow …]\n", t.dropped, len(b))
+	return append([]byte(note), b...)
 }

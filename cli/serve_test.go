@@ -200,3 +200,47 @@ func TestServeAgainstSlack(t *testing.T) {
 		t.Errorf("serve did not log that it serves; log:\n%s", logs.String())
 	}
 }
+
+// TestLogMasksTokens checks that the logger serve opens masks the tokens
+// it is given, like the stacks' secrets, whatever logs them.
+func TestLogMasksTokens(t *testing.T) {
+	secret := "s3cr3t-stack-value"
+	path := writeFile(t, t.TempDir(), "taskbot.yaml",
+		"stacks:\n  dev:\n    image: busybox\n    writers: [U0A]\n    secrets: {TOKEN: {env: DEMO_SECRET}}\n")
+	var logs syncBuffer
+	c := common{configPath: path, logFormat: "json", logLevel: "debug"}
+	getenv := func(k string) string { return map[string]string{"DEMO_SECRET": secret}[k] }
+
+	a, err := open(t.Context(), c, &logs, getenv, goodApp, goodBot, "redis-pw-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	a.log.WithField("token", goodBot).Debugf("dialing with %s and %s as %s", goodApp, "redis-pw-value", secret)
+
+	for _, s := range []string{goodApp, goodBot, "redis-pw-value", secret} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log shows %q:\n%s", s, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "dialing with") {
+		t.Errorf("the debug line was not logged:\n%s", logs.String())
+	}
+}
+
+func TestRedisPassword(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"", ""},
+		{"redis://127.0.0.1:6379/0", ""},
+		{"redis://:pw1@127.0.0.1:6379/0", "pw1"},
+		{"rediss://user:pw2@redis.example:6380", "pw2"},
+		{"redis://user@127.0.0.1:6379", ""},
+		{"unix:///run/redis.sock", ""},
+		{"redis://%zz", ""},
+	}
+	for _, tt := range tests {
+		if got := redisPassword(tt.url); got != tt.want {
+			t.Errorf("redisPassword(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

@@ -188,3 +188,28 @@ func findType(events []taskbot.Event, typ taskbot.EventType) *taskbot.Event {
 	}
 	return nil
 }
+
+// TestLargeOutput: a thread shows the head of a long output as it comes and
+// its tail at the end, with a note of what was left out, and the final
+// status only once all of that was posted.
+func TestLargeOutput(t *testing.T) {
+	b := startBot(t)
+	const cmd = "seq 1 100000"
+	b.slash(t, alice, "/task", "dev --skip-init "+cmd)
+	m := b.waitTask(t, cmd)
+
+	out := b.output(m)
+	for _, want := range []string{"1\n2\n3\n", "bytes of output not shown", "\n99999\n100000\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("thread output lacks %q", want)
+		}
+	}
+	if n := len(out); n > 48<<10 {
+		t.Errorf("thread shows %d bytes of output, want it bounded", n)
+	}
+	for _, r := range b.slack.Thread(b.channel, m.TS) {
+		if len(r.Text) > 4000 {
+			t.Errorf("an output message has %d characters, Slack takes 4000", len(r.Text))
+		}
+	}
+}

@@ -125,9 +125,11 @@ func (s *Service) execute(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	j.Owner = s.Owner
 	res, runErr := s.Runner.Run(ctx, j, stdout, stderr)
 
-	fresh, cancel := freshContext(ctx)
+	// The last output may wait out Slack's rate limits; the final state is
+	// shown only after it, so that output never trails the status.
+	closing, cancel := context.WithTimeout(context.WithoutCancel(ctx), outputCloseTimeout)
 	defer cancel()
-	err = errors.Join(stdout.Flush(), stderr.Flush(), out.Close(fresh))
+	err = errors.Join(stdout.Flush(), stderr.Flush(), out.Close(closing))
 	if err != nil {
 		s.logTask(t).WithError(err).Error("sending task output failed")
 	}
@@ -240,6 +242,9 @@ func (s *Service) renew(ctx context.Context, stop context.CancelCauseFunc, t *ta
 		}
 	}
 }
+
+// outputCloseTimeout bounds sending a task's last output.
+const outputCloseTimeout = 2 * time.Minute
 
 // freshContext returns a context for cleanup that outlives ctx's
 // cancellation but not by long.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -33,9 +34,18 @@ func postTask(tb testing.TB, c *Client) taskbot.Task {
 // openOutput starts a fake Slack, posts a task and opens its output.
 func openOutput(tb testing.TB, opts ...fakeslack.Option) (*fakeslack.Server, taskbot.Task, task.Output) {
 	tb.Helper()
+	return openOutputWith(tb, func(*Client) {}, opts...)
+}
+
+// openOutputWith is openOutput with a client that configure changed.
+func openOutputWith(tb testing.TB, configure func(*Client), opts ...fakeslack.Option) (
+	*fakeslack.Server, taskbot.Task, task.Output,
+) {
+	tb.Helper()
 	srv := fakeslack.New(tb, opts...)
 	lg, _ := newLogger()
 	c := newClient(tb, srv, mask.New(), lg)
+	configure(c)
 	t := postTask(tb, c)
 	out, err := c.OpenOutput(tb.Context(), t)
 	if err != nil {
@@ -122,7 +132,7 @@ func TestOutputEscaped(t *testing.T) {
 // and characters anywhere, and checks that the thread holds exactly them,
 // in messages within Slack's limit.
 func TestOutputLargeNothingLost(t *testing.T) {
-	srv, tk, out := openOutput(t, fakeslack.WithoutRateLimits())
+	srv, tk, out := openOutputWith(t, showAll, fakeslack.WithoutRateLimits())
 
 	var all strings.Builder
 	samples := []string{"plain", "a & b", "<tag>", "```fenced```", "日本語 ünï €", "> >> &&&"}
@@ -147,6 +157,9 @@ func TestOutputLargeNothingLost(t *testing.T) {
 	}
 }
 
+// showAll makes a client stream all output, however long.
+func showAll(c *Client) { c.OutputHead = 1 << 30 }
+
 func firstDifference(a, b string) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
@@ -160,7 +173,7 @@ func firstDifference(a, b string) int {
 // Slack allows at once still arrives completely: slack-go waits out the
 // 429s, and Close waits for it.
 func TestOutputRateLimited(t *testing.T) {
-	srv, tk, out := openOutput(t) // rate limits on, as in Slack
+	srv, tk, out := openOutputWith(t, showAll) // rate limits on, as in Slack
 
 	// Eight full messages, which with the task's message is one post more
 	// than the channel's burst.
@@ -209,6 +222,58 @@ func TestOutputConcurrentWriters(t *testing.T) {
 	}
 	if next["out"] != 500 || next["err"] != 500 {
 		t.Errorf("thread holds %v lines per stream, want 500 each", next)
+	}
+}
+
+// TestOutputHeadAndTail checks that past OutputHead bytes a thread shows
+// only the last OutputTail bytes, from a whole line, behind a note of how
+// much was left out.
+func TestOutputHeadAndTail(t *testing.T) {
+	tests := []struct {
+		name       string
+		head, tail int
+		want       func(written string) string
+	}{
+		{"all fits", 2000, 50, func(w string) string { return w }},
+		{"rest fits the tail", 960, 50, func(w string) string { return w }},
+		{"cut", 95, 55, func(w string) string {
+			return w[:95] + "\n[… 855 bytes of output not shown; the last 50 follow …]\n" + w[950:]
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, tk, out := openOutputWith(t, func(c *Client) { c.OutputHead, c.OutputTail = tt.head, tt.tail },
+				fakeslack.WithoutRateLimits())
+			var b strings.Builder
+			for i := range 100 {
+				fmt.Fprintf(&b, "line %04d\n", i) // ten bytes
+			}
+			written := b.String()
+			for line := range strings.Lines(written) {
+				write(t, out, line)
+			}
+			closeOutput(t, out)
+
+			if diff := cmp.Diff(threadOutputText(t, srv, tk), tt.want(written)); diff != "" {
+				t.Errorf("thread mismatch (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOutputHeadCutInCharacter checks that a character the head's limit
+// falls into is not mangled when the tail leaves bytes out.
+func TestOutputHeadCutInCharacter(t *testing.T) {
+	srv, tk, out := openOutputWith(t, func(c *Client) { c.OutputHead, c.OutputTail = 10, 6 },
+		fakeslack.WithoutRateLimits())
+
+	write(t, out, "ab"+strings.Repeat("€", 10)) // the head ends inside the third €
+	closeOutput(t, out)
+
+	got := threadOutputText(t, srv, tk)
+	if strings.ContainsRune(got, utf8.RuneError) || !strings.HasPrefix(got, "ab€€") ||
+		!strings.HasSuffix(got, "follow …]\n€€") {
+		t.Errorf("thread holds %q, want ab€€, a note and €€, with no U+FFFD", got)
 	}
 }
 
@@ -363,5 +428,30 @@ func TestCompleteUTF8(t *testing.T) {
 		if got := completeUTF8([]byte(tt.p)); got != tt.want {
 			t.Errorf("completeUTF8(%q) = %d, want %d", tt.p, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkOutputWriteChatty measures a write of one short line once the
+// head is full and every write goes to the tail.
+func BenchmarkOutputWriteChatty(b *testing.B) {
+	srv := fakeslack.New(b, fakeslack.WithoutRateLimits())
+	lg, _ := newLogger()
+	c := newClient(b, srv, mask.New(), lg)
+	c.OutputHead, c.FlushInterval = 0, time.Hour
+	out, err := c.OpenOutput(b.Context(), postTask(b, c))
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := []byte("still working on it, step 12345 of 99999\n")
+
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := out.Write(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if err := out.Close(b.Context()); err != nil {
+		b.Fatal(err)
 	}
 }

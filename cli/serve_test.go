@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskbot/taskbot/internal/dockertest"
 	"github.com/taskbot/taskbot/internal/fakeslack"
 )
 
@@ -155,6 +156,7 @@ func TestShellNeedsUserID(t *testing.T) {
 // that it answers, stops cleanly when its context ends, and never logs a
 // token, even at debug level.
 func TestServeAgainstSlack(t *testing.T) {
+	dockertest.Client(t) // serve and shell ping the engine at start
 	srv := fakeslack.New(t)
 	path := writeFile(t, t.TempDir(), "taskbot.yaml", "stacks:\n  dev: {image: busybox, writers: [U0ALICE]}\n")
 	env := map[string]string{"SLACK_APP_TOKEN": fakeslack.AppToken, "SLACK_BOT_TOKEN": fakeslack.BotToken,
@@ -204,6 +206,7 @@ func TestServeAgainstSlack(t *testing.T) {
 // TestLogMasksTokens checks that the logger serve opens masks the tokens
 // it is given, like the stacks' secrets, whatever logs them.
 func TestLogMasksTokens(t *testing.T) {
+	dockertest.Client(t) // serve and shell ping the engine at start
 	secret := "s3cr3t-stack-value"
 	path := writeFile(t, t.TempDir(), "taskbot.yaml",
 		"stacks:\n  dev:\n    image: busybox\n    writers: [U0A]\n    secrets: {TOKEN: {env: DEMO_SECRET}}\n")

@@ -3,12 +3,15 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"github.com/taskbot/taskbot/internal/dockertest"
 )
 
 // TestShellWithoutTasks drives taskbot shell with the embedded store
 // through commands that run nothing, so that no container engine is
 // needed, and checks what it printed and logged.
 func TestShellWithoutTasks(t *testing.T) {
+	dockertest.Client(t) // serve and shell ping the engine at start
 	secret := "s3cr3t-shell-value"
 	path := writeFile(t, t.TempDir(), "taskbot.yaml",
 		"stacks:\n  dev:\n    image: busybox\n    writers: [U0DEMO]\n    secrets: {TOKEN: {env: DEMO_SECRET}}\n")

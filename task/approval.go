@@ -47,7 +47,23 @@ func (s *Service) React(ctx context.Context, r Reaction) error {
 	if !ok {
 		return fmt.Errorf("task %s names unknown stack %q", t.ID, t.Stack)
 	}
+	if time.Since(t.Created) > s.approvalTimeout() {
+		return s.expire(ctx, t)
+	}
 	return s.approve(ctx, st, t, r.User)
+}
+
+// expire refuses a task that waited for approval too long: what was asked
+// for then may no longer be wanted now.
+func (s *Service) expire(ctx context.Context, t *taskbot.Task) error {
+	won, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StateAwaitingApproval, taskbot.StatePending)
+	if err != nil || !won {
+		return err
+	}
+	cause := taskbot.Errorf(taskbot.EConflict,
+		"This task waited more than %s for approval, so it expired. Request it again if it is still wanted.",
+		s.approvalTimeout())
+	return s.refuseOnMessage(ctx, t, s.refuse(ctx, t, cause), nil)
 }
 
 // indexDelays are the waits between looking a reacted-to message up again.
@@ -138,15 +154,29 @@ func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbo
 	return "", nil
 }
 
-// startApproved runs an approved task. When the stack is held by someone
-// else by then, the task is refused on its message, where everyone sees it.
+// startApproved runs an approved task. The requester, the policy and the
+// stack's locks are checked again first: what held when the task was asked
+// for may have changed since. A task that fails them is refused on its
+// message, where everyone sees it.
 func (s *Service) startApproved(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, v *View) error {
-	err := s.start(ctx, st, t, v)
-	var uerr *taskbot.Error
-	if !errors.As(err, &uerr) {
+	_, err := s.check(ctx, st, t)
+	if err != nil {
+		err = s.refuse(ctx, t, err)
+	} else {
+		err = s.start(ctx, st, t, v)
+	}
+	return s.refuseOnMessage(ctx, t, err, v)
+}
+
+// refuseOnMessage shows a refusal of an already posted task on its message.
+// err is what refusing or running the task returned; errors not meant for
+// users are returned as they are.
+func (s *Service) refuseOnMessage(ctx context.Context, t *taskbot.Task, err error, v *View) error {
+	msg, ok := taskbot.UserMessage(err)
+	if !ok {
 		return err
 	}
-	t.State, t.Detail = taskbot.StateRefused, uerr.Message
+	t.State, t.Detail = taskbot.StateRefused, msg
 	fresh, cancel := freshContext(ctx)
 	defer cancel()
 	return s.show(fresh, t, v)

@@ -104,6 +104,7 @@ func TestReactApproves(t *testing.T) {
 			evs := e.store.events(t)
 			wantTypes := []taskbot.EventType{
 				taskbot.EventRequested, taskbot.EventDecided, taskbot.EventApprovalCounted,
+				taskbot.EventDecided, // checked again once approved
 				taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished, taskbot.EventLockReleased,
 			}
 			if diff := cmp.Diff(eventTypes(evs), wantTypes); diff != "" {
@@ -301,7 +302,8 @@ func TestReactStackBusy(t *testing.T) {
 		t.Errorf("stored task = %s %q, want %s %q", st.State, st.Detail, taskbot.StateRefused, detail)
 	}
 	wantTypes := []taskbot.EventType{
-		taskbot.EventRequested, taskbot.EventDecided, taskbot.EventApprovalCounted, taskbot.EventRefused,
+		taskbot.EventRequested, taskbot.EventDecided, taskbot.EventApprovalCounted,
+		taskbot.EventDecided, taskbot.EventRefused,
 	}
 	if diff := cmp.Diff(eventTypes(e.store.taskEvents(t, "1")), wantTypes); diff != "" {
 		t.Errorf("audit event types of the approved task mismatch (-got +want):\n%s", diff)

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/policy"
 )
+
+// MaxCommandLength is the longest command a task may run, in characters.
+const MaxCommandLength = 2000
 
 // errSecretInCommand refuses a command that holds a secret's value: it
 // would be kept, posted and run with the secret in plain text.
@@ -60,9 +64,14 @@ func (s *Service) request(ctx context.Context, req Request) error {
 }
 
 // check runs the checks a task on a known stack must pass before it may
-// run, in order: a writer, the task policy, no one else's lock. It returns
+// run, in order: its length, a writer, the task policy, no one else's lock. It returns
 // the reasons the task needs approval, if any.
 func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
+	if n := utf8.RuneCountInString(t.Command); n > MaxCommandLength {
+		return nil, taskbot.Errorf(taskbot.EInvalid,
+			"Your command has %d characters; taskbot takes at most %d, so that approvers can read all of it. "+
+				"Put longer scripts in the stack's image.", n, MaxCommandLength)
+	}
 	if err := s.requireWriter(ctx, st, t.User, "run tasks on it"); err != nil {
 		return nil, err
 	}

@@ -129,11 +129,19 @@ type Service struct {
 	// LeaseTTL is how long a stack's lease outlives a replica that stopped
 	// renewing it. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+
+	// ApprovalTimeout is how long a task may wait for approval. Zero means
+	// DefaultApprovalTimeout.
+	ApprovalTimeout time.Duration
 }
 
 // DefaultLeaseTTL is the lease TTL when Service.LeaseTTL is zero. A crashed
 // replica's stack is free again after at most this long.
 const DefaultLeaseTTL = 30 * time.Second
+
+// DefaultApprovalTimeout is the approval timeout when
+// Service.ApprovalTimeout is zero.
+const DefaultApprovalTimeout = 24 * time.Hour
 
 // ErrMisconfigured is returned by Validate.
 var ErrMisconfigured = errors.New("task service misconfigured")
@@ -149,6 +157,13 @@ func (s *Service) Validate() error {
 		return errors.Join(ErrMisconfigured, errors.New("masker, log, emoji or owner missing"))
 	}
 	return nil
+}
+
+func (s *Service) approvalTimeout() time.Duration {
+	if s.ApprovalTimeout > 0 {
+		return s.ApprovalTimeout
+	}
+	return DefaultApprovalTimeout
 }
 
 func (s *Service) leaseTTL() time.Duration {

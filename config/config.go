@@ -24,6 +24,11 @@ import (
 const (
 	DefaultTimeout = 30 * time.Minute
 	DefaultEmoji   = "white_check_mark"
+
+	// MinSecretLength is the shortest secret value accepted: every
+	// occurrence of a secret is masked, and a short one would mask
+	// fragments of ordinary words.
+	MinSecretLength = 6
 	DefaultPrefix  = "taskbot:"
 )
 

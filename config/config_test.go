@@ -141,7 +141,7 @@ func TestParseProblems(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "empty", "\n")
 	writeFile(t, dir, "policies.rego", "package taskbot.task\n")
-	env := getenv(map[string]string{"SET": "x"})
+	env := getenv(map[string]string{"SET": "set-value", "SHORT": "12345"})
 
 	tests := []struct {
 		note string
@@ -276,6 +276,12 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"stacks.dev.secrets.TOKEN: also set in env; keep one"},
 		},
 		{
+			note: "secret too short",
+			data: stack + "    secrets: {TOKEN: {env: SHORT}}\n",
+			want: []string{"stacks.dev.secrets.TOKEN (line 5): the secret is shorter than 6 characters: " +
+				"masking it would garble output, and it is too weak to be a secret"},
+		},
+		{
 			note: "bad policies, approval and prefix",
 			data: stack + "policies: ./missing\napproval: {emoji: '::', reaction: x}\nprefix: ''\n",
 			want: []string{
@@ -395,19 +401,19 @@ func TestSecretsAcrossStacks(t *testing.T) {
     writers: [U0DEMO]
     secrets: {SAME: {env: ONE}}
 `
-	vars := map[string]string{"ONE": "1", "TWO": "2"}
+	vars := map[string]string{"ONE": "secret-1", "TWO": "secret-2"}
 	c, err := config.Parse([]byte(data), t.TempDir(), getenv(vars))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if diff := cmp.Diff(c.Secrets(), []taskbot.Secret{"1", "2"}); diff != "" {
+	if diff := cmp.Diff(c.Secrets(), []taskbot.Secret{"secret-1", "secret-2"}); diff != "" {
 		t.Errorf("Secrets mismatch (-got +want):\n%s", diff)
 	}
 }
 
 func TestLoadResolvesAgainstTheFile(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "etc/secrets/db", "pw\n")
+	writeFile(t, dir, "etc/secrets/db", "db-password\n")
 	writeFile(t, dir, "etc/rego/task.rego", "package taskbot.task\n")
 	path := writeFile(t, dir, "etc/taskbot.yaml",
 		stack+"    secrets: {DB: {file: secrets/db}}\npolicies: rego\n")
@@ -421,7 +427,7 @@ func TestLoadResolvesAgainstTheFile(t *testing.T) {
 	if got, want := c.Policies, filepath.Join(dir, "etc", "rego"); got != want {
 		t.Errorf("Policies = %q, want %q", got, want)
 	}
-	if got, want := c.Stacks["dev"].Secrets["DB"], taskbot.Secret("pw"); got != want {
+	if got, want := c.Stacks["dev"].Secrets["DB"], taskbot.Secret("db-password"); got != want {
 		t.Errorf("secret DB = %q, want %q", got.Reveal(), want.Reveal())
 	}
 }
@@ -446,7 +452,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadExample(t *testing.T) {
 	const path = "../examples/taskbot.yaml"
-	c, err := config.Load(path, getenv(map[string]string{"TASKBOT_DEMO_TOKEN": "demo"}))
+	c, err := config.Load(path, getenv(map[string]string{"TASKBOT_DEMO_TOKEN": "demo-token"}))
 	if err != nil {
 		t.Fatalf("Load(%q): %v", path, err)
 	}
@@ -464,7 +470,7 @@ func TestLoadExample(t *testing.T) {
 				Workdir: "/tmp",
 				Writers: []string{"U0DEMO"},
 				Labels:  map[string]string{"env": "dev"},
-				Secrets: map[string]taskbot.Secret{"DEMO_TOKEN": "demo"},
+				Secrets: map[string]taskbot.Secret{"DEMO_TOKEN": "demo-token"},
 				Timeout: 5 * time.Minute,
 			},
 			"prod": {

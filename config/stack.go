@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskbot/taskbot"
 	"go.yaml.in/yaml/v3"
@@ -197,12 +198,22 @@ func (p *parser) secret(path string, n *yaml.Node) (taskbot.Secret, bool) {
 	case keys["env"] == keys["file"]:
 		p.problem(path, n, "set exactly one of env or file")
 		return "", false
-	case env != "":
-		return p.secretFromEnv(path, n, env)
-	case file != "":
-		return p.secretFromFile(path, n, file)
+	case env == "" && file == "":
+		return "", false
 	}
-	return "", false
+
+	var value taskbot.Secret
+	switch {
+	case env != "":
+		value, ok = p.secretFromEnv(path, n, env)
+	case file != "":
+		value, ok = p.secretFromFile(path, n, file)
+	}
+	if ok && utf8.RuneCountInString(value.Reveal()) < MinSecretLength {
+		p.problem(path, n, "the secret is shorter than %d characters: masking it would garble output, and it is too weak to be a secret", MinSecretLength)
+		return "", false
+	}
+	return value, ok
 }
 
 func (p *parser) secretFromEnv(path string, n *yaml.Node, name string) (taskbot.Secret, bool) {

@@ -29,7 +29,7 @@ const (
 	// occurrence of a secret is masked, and a short one would mask
 	// fragments of ordinary words.
 	MinSecretLength = 6
-	DefaultPrefix  = "taskbot:"
+	DefaultPrefix   = "taskbot:"
 )
 
 // Reserved are the names a stack may not have, compared without regard to

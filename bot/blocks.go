@@ -51,7 +51,7 @@ func statusText(t taskbot.Task) string {
 		s += fmt.Sprintf(" (exit code %d)", t.ExitCode)
 	}
 	if t.Detail != "" {
-		s += ": " + EscapeText(t.Detail)
+		s += ": " + t.Detail // mrkdwn already, with people's text escaped
 	}
 	return s
 }

@@ -56,7 +56,8 @@ func renderCases() []struct {
 			t.State, t.Detail = taskbot.StateFailed, "taskbot could not run the container"
 		})}},
 		{"refused_detail", task.View{Task: with(func(t *taskbot.Task) {
-			t.State, t.Detail = taskbot.StateRefused, "stack \"prod\" is locked by U0BOB: <migration> & more"
+			// Details are mrkdwn, with people's text escaped by the task lifecycle.
+			t.State, t.Detail = taskbot.StateRefused, "Stack *prod* is locked by <@U0BOB>: &lt;migration&gt; &amp; more"
 		})}},
 		{"awaiting_approval", task.View{
 			Task: with(func(t *taskbot.Task) {

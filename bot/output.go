@@ -45,7 +45,7 @@ func (c *Client) OpenOutput(ctx context.Context, t taskbot.Task) (task.Output, e
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go o.loop(context.WithoutCancel(ctx))
+	go o.loop(context.WithoutCancel(ctx), max(c.FlushInterval, 10*time.Millisecond))
 	return o, nil
 }
 
@@ -56,6 +56,7 @@ type threadOutput struct {
 	c               *Client
 	channel, thread string
 	closing         chan struct{} // closed by Close
+	closeOnce       sync.Once
 	done            chan struct{} // closed by loop when everything was sent
 
 	mu      sync.Mutex
@@ -74,6 +75,11 @@ func (o *threadOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := min(len(p), o.head)
+	if n < len(p) {
+		// The head ends here: at a character's start, not inside it.
+		n = completeUTF8(p[:n])
+		o.head = n
+	}
 	o.pending = append(o.pending, p[:n]...)
 	o.head -= n
 	o.tail.write(p[n:])
@@ -83,7 +89,7 @@ func (o *threadOutput) Write(p []byte) (int, error) {
 // Close implements task.Output: it sends what is pending and waits until it
 // was sent, or ctx ends.
 func (o *threadOutput) Close(ctx context.Context) error {
-	close(o.closing)
+	o.closeOnce.Do(func() { close(o.closing) })
 	select {
 	case <-o.done:
 		return o.err
@@ -92,9 +98,9 @@ func (o *threadOutput) Close(ctx context.Context) error {
 	}
 }
 
-func (o *threadOutput) loop(ctx context.Context) {
+func (o *threadOutput) loop(ctx context.Context, every time.Duration) {
 	defer close(o.done)
-	tick := time.NewTicker(o.c.FlushInterval)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -212,12 +218,14 @@ type tail struct {
 	max     int
 	buf     []byte
 	dropped int
+	atLine  bool // buf starts a line: the last byte dropped was '\n'
 }
 
 func (t *tail) write(p []byte) {
 	t.buf = append(t.buf, p...)
 	if over := len(t.buf) - t.max; over > 0 {
 		t.dropped += over
+		t.atLine = t.buf[over-1] == '\n'
 		t.buf = append(t.buf[:0], t.buf[over:]...)
 	}
 }
@@ -229,7 +237,7 @@ func (t *tail) text() []byte {
 		return t.buf
 	}
 	b := t.buf
-	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < 200 {
+	if i := bytes.IndexByte(b, '\n'); !t.atLine && i >= 0 && i < 200 {
 		t.dropped += i + 1
 		b = b[i+1:]
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,7 @@ func checkCommand(stdio IO) *cobra.Command {
 		Short: "Validate the configuration, compile the policies and run their Rego tests",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			envDefault(cmd, "config", &path, stdio.Getenv("TASKBOT_CONFIG"))
 			cfg, err := config.Load(path, stdio.Getenv)
 			if err != nil {
 				return fmt.Errorf("load config %s:\n%w", path, err)
@@ -31,7 +33,10 @@ func checkCommand(stdio IO) *cobra.Command {
 				return fmt.Errorf("load policies: %w", err)
 			}
 			if cfg.Policies != "" {
-				if err := policy.Test(cmd.Context(), cfg.Policies); err != nil {
+				err := policy.Test(cmd.Context(), cfg.Policies)
+				if errors.Is(err, policy.ErrNoTests) {
+					fmt.Fprintf(stdio.Out, "warning: no Rego tests (*_test.rego) in %s\n", cfg.Policies)
+				} else if err != nil {
 					return fmt.Errorf("policy tests: %w", err)
 				}
 			}
@@ -39,7 +44,7 @@ func checkCommand(stdio IO) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&path, "config", "taskbot.yaml", "path of the YAML configuration file")
+	cmd.Flags().StringVar(&path, "config", "taskbot.yaml", "path of the YAML configuration file (env TASKBOT_CONFIG)")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -89,7 +90,13 @@ func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	}
 	// Containers of replicas that crashed are removed now and from time to
 	// time, so that an orphan never runs beside the stack's next task.
-	go svc.ReapEvery(ctx, task.DefaultLeaseTTL/3)
+	reapCtx, stopReaping := context.WithCancel(ctx)
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		svc.ReapEvery(reapCtx, task.DefaultLeaseTTL/3)
+	}()
+	defer func() { stopReaping(); <-reaped }()
 
 	lg := a.log.WithField("stacks", strings.Join(a.cfg.StackNames(), ","))
 	b := bot.New(client, svc, a.store, lg, bot.Options{Workers: o.workers, DrainTimeout: o.drainTimeout})

@@ -468,7 +468,7 @@ func TestLoadExample(t *testing.T) {
 				Image:   "taskbot-example/busybox:latest",
 				Init:    "echo initialising; touch .initialised",
 				Workdir: "/tmp",
-				Writers: []string{"U0DEMO"},
+				Writers: []string{"U0DEMO", "U0OTHER"},
 				Labels:  map[string]string{"env": "dev"},
 				Secrets: map[string]taskbot.Secret{"DEMO_TOKEN": "demo-token"},
 				Timeout: 5 * time.Minute,

@@ -133,3 +133,26 @@ func (b *bot) waitChannel(t testing.TB, want string) {
 		return false
 	})
 }
+
+// TestNoMarkupInjection: text people type reaches Slack escaped, so a lock
+// reason cannot notify the whole channel.
+func TestNoMarkupInjection(t *testing.T) {
+	b := startBot(t)
+	b.slash(t, alice, "/lock", "locked &lt;!channel&gt; wake up")
+	b.waitChannel(t, "locked stack *locked*")
+	b.slash(t, bob, "/task", "locked echo hi")
+	b.ephemeral(t, bob, "is locked by")
+
+	var texts []string
+	for _, m := range b.slack.Messages(b.channel) {
+		texts = append(texts, m.Text)
+	}
+	for _, m := range b.slack.Ephemerals(bob) {
+		texts = append(texts, m.Text)
+	}
+	for _, text := range texts {
+		if strings.Contains(text, "<!channel>") || !strings.Contains(text, "&lt;!channel&gt;") {
+			t.Errorf("message %q: want the reason escaped, as &lt;!channel&gt;", text)
+		}
+	}
+}

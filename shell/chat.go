@@ -115,7 +115,12 @@ func (c *Chat) messageOf(taskID string) (string, bool) {
 // print writes text, masked and with Slack markup made plain, each line
 // behind prefix.
 func (c *Chat) print(prefix, text string) {
-	text = plain(c.masker.String(text))
+	c.printRaw(prefix, plain(text))
+}
+
+// printRaw writes text masked, as it is otherwise: task output is no markup.
+func (c *Chat) printRaw(prefix, text string) {
+	text = c.masker.String(text)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, line := range strings.Split(text, "\n") {
@@ -145,10 +150,14 @@ func renderTask(v task.View) string {
 	return s
 }
 
-var mention = regexp.MustCompile(`<[@#!](?:subteam\^)?([A-Z0-9]+)>`)
+var (
+	mention  = regexp.MustCompile(`<[@#!](?:subteam\^)?([A-Z0-9]+)>`)
+	entities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+)
 
-// plain turns Slack mentions into @ID for a terminal.
-func plain(s string) string { return mention.ReplaceAllString(s, "@$1") }
+// plain turns Slack markup into text for a terminal: mentions become @ID,
+// and escaped characters are themselves again.
+func plain(s string) string { return entities.Replace(mention.ReplaceAllString(s, "@$1")) }
 
 // output prints a task's output line by line under its task. A partial
 // last line waits for its end, or for Close.
@@ -165,7 +174,7 @@ func (o *output) Write(p []byte) (int, error) {
 	defer o.mu.Unlock()
 	o.partial = append(o.partial, p...)
 	if i := strings.LastIndexByte(string(o.partial), '\n'); i >= 0 {
-		o.chat.print(o.prefix, string(o.partial[:i]))
+		o.chat.printRaw(o.prefix, string(o.partial[:i]))
 		o.partial = o.partial[i+1:]
 	}
 	return len(p), nil
@@ -175,7 +184,7 @@ func (o *output) Close(context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.partial) > 0 {
-		o.chat.print(o.prefix, string(o.partial))
+		o.chat.printRaw(o.prefix, string(o.partial))
 		o.partial = nil
 	}
 	return nil

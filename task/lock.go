@@ -118,9 +118,10 @@ func (s *Service) writableStack(ctx context.Context, req Request) (*taskbot.Stac
 	return st, nil
 }
 
+// reasonSuffix shows a lock's reason after a colon, escaped: people wrote it.
 func reasonSuffix(reason string) string {
 	if reason == "" {
 		return ""
 	}
-	return ": " + reason
+	return ": " + escape(reason)
 }

@@ -149,9 +149,7 @@ func lockedError(l taskbot.Lock) error {
 			l.Stack, l.TaskID, l.User)
 	}
 	msg := fmt.Sprintf("Stack *%s* is locked by <@%s>", l.Stack, l.User)
-	if l.Reason != "" {
-		msg += ": " + l.Reason
-	}
+	msg += reasonSuffix(l.Reason)
 	return taskbot.Errorf(taskbot.EConflict, "%s. Only they can run tasks on it until they `/unlock %s`.",
 		msg, l.Stack)
 }
@@ -194,13 +192,14 @@ func (s *Service) logTask(t *taskbot.Task) logrus.FieldLogger {
 	return s.Log.WithFields(logrus.Fields{"task_id": t.ID, "stack": t.Stack, "user": t.User})
 }
 
+// bullets lists lines, escaped: policies may quote what people typed.
 func bullets(lines []string) string {
 	var b strings.Builder
 	for i, l := range lines {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		b.WriteString("• " + l)
+		b.WriteString("• " + escape(l))
 	}
 	return b.String()
 }

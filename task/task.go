@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -102,6 +103,14 @@ type Request struct {
 	Channel string
 	Command command.Command
 }
+
+// Texts for people (Reply.Text, the messages of *taskbot.Error, Task.Detail)
+// are Slack mrkdwn: *bold*, `code`, <@U…> mentions. Whatever a person typed
+// is escaped in them, so that it cannot turn into markup such as <!channel>;
+// the command itself travels unescaped in View.Task.Command.
+var markup = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func escape(s string) string { return markup.Replace(s) }
 
 // Reply is what the requester is told in answer. Public replies are seen by
 // the whole channel; others only by the requester.

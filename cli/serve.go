@@ -22,6 +22,7 @@ type serveOptions struct {
 	apiURL       string
 	workers      int
 	drainTimeout time.Duration
+	leaseTTL     time.Duration
 }
 
 func serveCommand(stdio IO) *cobra.Command {
@@ -45,6 +46,7 @@ func serveCommand(stdio IO) *cobra.Command {
 	f.StringVar(&o.apiURL, "api-url", "https://slack.com/api/", "Slack Web API base URL (env SLACK_API_URL)")
 	f.IntVar(&o.workers, "workers", 32, "commands handled at once, running tasks included")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "on SIGTERM, how long running tasks may finish before they are cancelled")
+	f.DurationVar(&o.leaseTTL, "lease-ttl", task.DefaultLeaseTTL, "how soon a crashed replica's stacks are free again; every replica must use the same")
 	return cmd
 }
 
@@ -71,6 +73,9 @@ func (o *serveOptions) validate() error {
 	if o.workers < 1 {
 		errs = append(errs, errors.New("--workers: must be at least 1"))
 	}
+	if o.leaseTTL < time.Second {
+		errs = append(errs, errors.New("--lease-ttl: must be at least 1s"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -88,13 +93,14 @@ func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	if err != nil {
 		return err
 	}
+	svc.LeaseTTL = o.leaseTTL
 	// Containers of replicas that crashed are removed now and from time to
 	// time, so that an orphan never runs beside the stack's next task.
 	reapCtx, stopReaping := context.WithCancel(ctx)
 	reaped := make(chan struct{})
 	go func() {
 		defer close(reaped)
-		svc.ReapEvery(reapCtx, task.DefaultLeaseTTL/3)
+		svc.ReapEvery(reapCtx, o.leaseTTL/3)
 	}()
 	defer func() { stopReaping(); <-reaped }()
 

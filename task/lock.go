@@ -25,6 +25,9 @@ func (s *Service) lock(ctx context.Context, req Request) (Reply, error) {
 	if err != nil {
 		return Reply{}, fmt.Errorf("read lock of %s: %w", st.Name, err)
 	}
+	if reason == "" && prev != nil && prev.User == req.User {
+		reason = prev.Reason // locking again without a reason keeps the one given
+	}
 	l, err := s.Store.Lock(ctx, st.Name, req.User, reason)
 	var locked *taskbot.LockedError
 	if errors.As(err, &locked) {

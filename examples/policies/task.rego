@@ -10,8 +10,13 @@
 #    "user": {"id": "U0123ABCD", "groups": ["S0456EFGH"]},
 #    "channel": {"id": "C0789IJKL"}}
 #
-# Run the tests next to this file with `opa test .` (OPA 1.x); taskbot's
-# policy package runs them too.
+# Run the tests next to this file with `opa test .` (OPA 1.x), or with
+# `taskbot check`; taskbot's own tests run them too.
+#
+# Policies are guardrails against mistakes, not a sandbox: they read the
+# command as text, and a writer who means to can always phrase a command so
+# that no pattern matches it (`terraform $(echo destroy)`). Who may run tasks
+# at all is decided by the stack's writers.
 package taskbot.task
 
 # words is the command split on whitespace. Quotes and backslashes are
@@ -69,4 +74,11 @@ require_approval contains reason if {
 	some call in terraform_calls
 	call[0] == "import"
 	reason := "terraform import needs approval: Terraform will manage, and may change, the resource."
+}
+
+# -replace is today's form of taint.
+require_approval contains reason if {
+	some word in words
+	option_name(word) == "replace"
+	reason := "terraform -replace needs approval: the apply destroys and recreates the resource."
 }

@@ -60,6 +60,12 @@ test_taint_and_import_need_approval if {
 	needs_approval(dev, "terraform import aws_instance.web i-0123456789")
 }
 
+test_replace_needs_approval if {
+	needs_approval(dev, "terraform apply -replace=aws_instance.web")
+	needs_approval(dev, "terraform plan --replace aws_instance.web")
+	not needs_approval(dev, "terraform apply -target=module.replace")
+}
+
 test_approval_reasons if {
 	reasons := task.require_approval with input as run(dev, "terraform taint aws_instance.web")
 	reasons == {"terraform taint needs approval: the next apply destroys and recreates the resource."}

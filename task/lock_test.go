@@ -3,6 +3,7 @@ package task_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -245,5 +246,19 @@ func TestLockHelp(t *testing.T) {
 				t.Errorf("/%s help reply mismatch (-got +want):\n%s", name, diff)
 			}
 		})
+	}
+}
+
+func TestLockAgainKeepsReason(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.do(t, alice, "lock", "prod migrating the database"); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := e.do(t, alice, "lock", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reply.Text, "migrating the database") {
+		t.Errorf("lock again without a reason = %q, want the first reason kept", reply.Text)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/command"
 	"github.com/taskbot/taskbot/internal/fakeslack"
+	"github.com/taskbot/taskbot/internal/logtest"
 	"github.com/taskbot/taskbot/mask"
 	"github.com/taskbot/taskbot/task"
 )
@@ -97,7 +98,7 @@ func (f *fakeDeduper) Asked(key string) bool {
 // running is a Bot running against a fake Slack.
 type running struct {
 	srv  *fakeslack.Server
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop func() error // cancels Run's context and returns what Run returned
 }
 
@@ -280,7 +281,7 @@ func TestSlashCommandErrors(t *testing.T) {
 
 // checkLogged fails the test unless an error line of the log holds ref and
 // an error containing want, with the requester.
-func checkLogged(tb testing.TB, logs *syncBuffer, ref, want string) {
+func checkLogged(tb testing.TB, logs *logtest.Buffer, ref, want string) {
 	tb.Helper()
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {

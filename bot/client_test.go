@@ -1,11 +1,9 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/internal/fakeslack"
+	"github.com/taskbot/taskbot/internal/logtest"
 	"github.com/taskbot/taskbot/mask"
 	"github.com/taskbot/taskbot/task"
 )
@@ -30,27 +29,9 @@ const (
 	bob     = "U0BOB"
 )
 
-// syncBuffer is a bytes.Buffer that a logger and a test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLogger returns a JSON logger writing to a buffer the test can read.
-func newLogger() (*logrus.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func newLogger() (*logrus.Logger, *logtest.Buffer) {
+	buf := &logtest.Buffer{}
 	lg := logrus.New()
 	lg.SetOutput(buf)
 	lg.SetFormatter(&logrus.JSONFormatter{})

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/taskbot/taskbot/internal/dockertest"
 	"github.com/taskbot/taskbot/internal/fakeslack"
+	"github.com/taskbot/taskbot/internal/logtest"
 )
 
 // The tokens of these tests, valid and not. Errors must never show them.
@@ -20,25 +20,6 @@ const (
 	missing  = "/nonexistent/taskbot.yaml"
 	loadFail = "load config " + missing
 )
-
-// syncBuffer is a bytes.Buffer that taskbot's goroutines and a test can
-// share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // run runs taskbot with args and env, returning everything it printed
 // and its error.
@@ -162,7 +143,7 @@ func TestServeAgainstSlack(t *testing.T) {
 	env := map[string]string{"SLACK_APP_TOKEN": fakeslack.AppToken, "SLACK_BOT_TOKEN": fakeslack.BotToken,
 		"SLACK_API_URL": srv.APIURL()}
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -210,7 +191,7 @@ func TestLogMasksTokens(t *testing.T) {
 	secret := "s3cr3t-stack-value"
 	path := writeFile(t, t.TempDir(), "taskbot.yaml",
 		"stacks:\n  dev:\n    image: busybox\n    writers: [U0A]\n    secrets: {TOKEN: {env: DEMO_SECRET}}\n")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c := common{configPath: path, logFormat: "json", logLevel: "debug"}
 	getenv := func(k string) string { return map[string]string{"DEMO_SECRET": secret}[k] }
 

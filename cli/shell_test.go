@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/taskbot/taskbot/internal/dockertest"
+	"github.com/taskbot/taskbot/internal/logtest"
 )
 
 // TestShellWithoutTasks drives taskbot shell with the embedded store
@@ -23,7 +24,7 @@ func TestShellWithoutTasks(t *testing.T) {
 		"/lock dev " + secret,
 	}, "\n")
 
-	var out, logs syncBuffer
+	var out, logs logtest.Buffer
 	err := Run(t.Context(), []string{"shell", "--config", path, "--user", "U0DEMO"},
 		IO{In: strings.NewReader(input), Out: &out, Err: &logs,
 			Getenv: func(k string) string { return map[string]string{"DEMO_SECRET": secret}[k] }})

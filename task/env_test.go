@@ -1,13 +1,11 @@
 package task_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/command"
+	"github.com/taskbot/taskbot/internal/logtest"
 	"github.com/taskbot/taskbot/mask"
 	"github.com/taskbot/taskbot/policy"
 	"github.com/taskbot/taskbot/runner"
@@ -82,25 +81,6 @@ func testStacks() map[string]*taskbot.Stack {
 	}
 }
 
-// syncBuffer is a log destination that goroutines may write while a test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one Service with its real store and policies and its fakes.
 type env struct {
 	svc    *task.Service
@@ -108,7 +88,7 @@ type env struct {
 	runner *fakeRunner
 	chat   *fakeChat
 	dir    *fakeDirectory
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 // newEnv returns a Service over a fresh store, the example policies and a
@@ -120,7 +100,7 @@ func newEnv(tb testing.TB) *env {
 		runner: &fakeRunner{result: runner.Result{Phase: runner.PhasePerform}},
 		chat:   &fakeChat{},
 		dir:    &fakeDirectory{groups: map[string][]string{ops: {dave}}},
-		logs:   &syncBuffer{},
+		logs:   &logtest.Buffer{},
 	}
 	e.svc = e.replica(tb, e.runner)
 	return e

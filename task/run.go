@@ -55,7 +55,10 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 	<-renewed // no renewal may outlive the task and race its release
 
 	state, detail := outcome(st, res, runErr, cancelled)
-	if runErr != nil && !errors.Is(runErr, runner.ErrImageUnavailable) {
+	switch {
+	case errors.Is(runErr, runner.ErrImageUnavailable):
+		s.logTask(t).WithError(runErr).Warn("task image not available")
+	case runErr != nil && cancelled == nil:
 		s.logTask(t).WithError(runErr).Error("task run failed")
 	}
 	return s.finish(ctx, t, state, res.ExitCode, detail)

@@ -14,6 +14,7 @@ import (
 	"github.com/taskbot/taskbot/cli"
 	"github.com/taskbot/taskbot/internal/dockertest"
 	"github.com/taskbot/taskbot/internal/fakeslack"
+	"github.com/taskbot/taskbot/internal/logtest"
 	"github.com/taskbot/taskbot/internal/redistest"
 	"github.com/taskbot/taskbot/store"
 )
@@ -41,7 +42,7 @@ type bot struct {
 	store   *store.Store
 	image   string
 	channel string
-	logs    *syncBuffer // every replica's log
+	logs    *logtest.Buffer // every replica's log
 
 	redisURL string
 	cfgPath  string
@@ -70,7 +71,7 @@ func newBot(t testing.TB, opts ...fakeslack.Option) *bot {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &bot{slack: slack, store: st, image: image, channel: "C0TASKS", logs: &syncBuffer{},
+	return &bot{slack: slack, store: st, image: image, channel: "C0TASKS", logs: &logtest.Buffer{},
 		redisURL: redisURL, cfgPath: writeConfig(t, t.TempDir(), image)}
 }
 
@@ -275,22 +276,4 @@ func eventTypes(events []taskbot.Event) []taskbot.EventType {
 		types[i] = ev.Type
 	}
 	return types
-}
-
-// syncBuffer is a bytes.Buffer safe for the log's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/taskbot/taskbot/cli"
 	"github.com/taskbot/taskbot/internal/dockertest"
+	"github.com/taskbot/taskbot/internal/logtest"
 )
 
 // TestShell drives taskbot shell through its standard input, with the
@@ -25,7 +26,7 @@ func TestShell(t *testing.T) {
 		"/react 4 white_check_mark",
 	}, "\n")
 
-	out, logs := &syncBuffer{}, &syncBuffer{}
+	out, logs := &logtest.Buffer{}, &logtest.Buffer{}
 	err := cli.Run(t.Context(), []string{"shell", "--config", cfg, "--user", alice},
 		cli.IO{In: strings.NewReader(input), Out: out, Err: logs, Getenv: func(k string) string {
 			return map[string]string{"E2E_SECRET": envSecret}[k]

@@ -345,3 +345,33 @@ func TestDeploymentID(t *testing.T) {
 		})
 	}
 }
+
+func TestRunningTasks(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			e := b.start(t)
+			ctx := t.Context()
+			var ids []string
+			for range 3 {
+				task := &taskbot.Task{Stack: "prod", User: "U1", Channel: "C1", State: taskbot.StatePending}
+				if err := e.store.CreateTask(ctx, task); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.store.TransitionTask(ctx, task.ID, taskbot.StatePending, taskbot.StateRunning); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, task.ID)
+			}
+			if err := e.store.FinishTask(ctx, ids[1], taskbot.StateFinished, 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.store.RunningTasks(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(got, []string{ids[0], ids[2]}); diff != "" {
+				t.Errorf("RunningTasks mismatch (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

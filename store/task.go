@@ -132,7 +132,23 @@ func (s *Store) TransitionTask(ctx context.Context, id string, from, to taskbot.
 	if res < 0 {
 		return false, fmt.Errorf("transition task %s to %s: %w", id, to, taskbot.ErrNotFound)
 	}
+	if res == 1 && to == taskbot.StateRunning {
+		if err := s.rdb.SAdd(ctx, s.key("running"), id).Err(); err != nil {
+			return true, fmt.Errorf("index running task %s: %w", id, err)
+		}
+	}
 	return res == 1, nil
+}
+
+// RunningTasks returns the IDs of the tasks that were marked running and
+// have not finished since: the ones a crashed replica may have left behind.
+func (s *Store) RunningTasks(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.key("running")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list running tasks: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // FinishTask sets the task's final state, exit code and detail.
@@ -149,6 +165,9 @@ func (s *Store) FinishTask(ctx context.Context, id string, state taskbot.State, 
 	}
 	if res == 0 {
 		return fmt.Errorf("finish task %s: %w", id, taskbot.ErrNotFound)
+	}
+	if err := s.rdb.SRem(ctx, s.key("running"), id).Err(); err != nil {
+		return fmt.Errorf("unindex finished task %s: %w", id, err)
 	}
 	return nil
 }

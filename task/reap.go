@@ -13,16 +13,21 @@ import (
 )
 
 // orphanDetail is what a task whose replica stopped shows.
-const orphanDetail = "taskbot lost track of this task (the replica running it stopped); its container was removed"
+const orphanDetail = "taskbot lost track of this task: the replica running it stopped"
 
-// Reap removes the containers of this deployment's tasks that no live lease
-// accounts for: their replica crashed or was killed, and the stack may
-// already be another task's. Their tasks are marked failed.
+// Reap cleans up after replicas of this deployment that crashed or were
+// killed: it removes the containers no live lease accounts for, since the
+// stack may already be another task's, and fails the tasks left running
+// without a lease, whether or not their container got started.
 func (s *Service) Reap(ctx context.Context) error {
-	// Containers are listed before leases are read: a task takes its lease
-	// before it creates its container, so a live task's container always
-	// finds its lease.
+	// Containers and running tasks are listed before leases are read: a
+	// task takes its lease before it is marked running and before it
+	// creates its container, so a live task always finds its lease.
 	cs, err := s.Runner.Containers(ctx, s.Owner)
+	if err != nil {
+		return err
+	}
+	running, err := s.Store.RunningTasks(ctx)
 	if err != nil {
 		return err
 	}
@@ -30,7 +35,25 @@ func (s *Service) Reap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.removeOrphans(ctx, cs, func(c runner.Container) bool { return live[c.Stack] != c.TaskID })
+
+	err = s.removeOrphans(ctx, cs, func(c runner.Container) bool { return live[c.Stack] != c.TaskID })
+	return errors.Join(err, s.failUnleased(ctx, running, live))
+}
+
+// failUnleased fails the running tasks whose stack's lease is not theirs.
+func (s *Service) failUnleased(ctx context.Context, ids []string, live map[string]string) error {
+	var errs []error
+	for _, id := range ids {
+		t, err := s.Store.Task(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read running task %s: %w", id, err))
+			continue
+		}
+		if live[t.Stack] != id {
+			errs = append(errs, s.failOrphan(ctx, id))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ReapEvery runs Reap every interval until ctx ends, logging failures.

@@ -77,3 +77,29 @@ func TestStartRemovesStackOrphan(t *testing.T) {
 		t.Errorf("the new task did not run")
 	}
 }
+
+// A replica may die after it marked a task running but before the task's
+// container existed: the task must not show running forever.
+func TestReapFailsRunningTaskWithoutContainer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	stranded := &taskbot.Task{Stack: "prod", User: alice, Channel: channel, Command: "terraform plan",
+		State: taskbot.StatePending}
+	if err := e.store.CreateTask(ctx, stranded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.TransitionTask(ctx, stranded.ID, taskbot.StatePending, taskbot.StateRunning); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.svc.Reap(t.Context()); err != nil {
+		t.Fatalf("Reap: %v", err)
+	}
+	got := e.store.task(t, stranded.ID)
+	if got.State != taskbot.StateFailed || !strings.Contains(got.Detail, "lost track of this task") {
+		t.Errorf("stranded task = %s (%q), want failed, saying taskbot lost track of it", got.State, got.Detail)
+	}
+	if ids, err := e.store.RunningTasks(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("RunningTasks() = %v, %v; want none left", ids, err)
+	}
+}

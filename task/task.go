@@ -30,6 +30,7 @@ type Store interface {
 	SetTaskMessage(ctx context.Context, id, ts string) error
 	TaskIDByMessage(ctx context.Context, channel, ts string) (string, error)
 	TransitionTask(ctx context.Context, id string, from, to taskbot.State) (bool, error)
+	RunningTasks(ctx context.Context) ([]string, error)
 	FinishTask(ctx context.Context, id string, state taskbot.State, exitCode int, detail string) error
 	AddApproval(ctx context.Context, id, user string) (int, error)
 	Approvals(ctx context.Context, id string) ([]string, error)

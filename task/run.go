@@ -124,9 +124,7 @@ func (s *Service) execute(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	}
 	stdout, stderr := s.Masker.Writer(out), s.Masker.Writer(out)
 
-	j := job(st, t)
-	j.Owner = s.Owner
-	res, runErr := s.Runner.Run(ctx, j, stdout, stderr)
+	res, runErr := s.Runner.Run(ctx, s.job(st, t), stdout, stderr)
 
 	// The last output may wait out Slack's rate limits; the final state is
 	// shown only after it, so that output never trails the status.
@@ -139,10 +137,13 @@ func (s *Service) execute(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	return res, runErr
 }
 
-func job(st *taskbot.Stack, t *taskbot.Task) runner.Job {
+// job is what the runner gets for t: the stack's image, init, workdir,
+// timeout, environment and secrets, labelled with the deployment.
+func (s *Service) job(st *taskbot.Stack, t *taskbot.Task) runner.Job {
 	j := runner.Job{
 		TaskID:  t.ID,
 		Stack:   st.Name,
+		Owner:   s.Owner,
 		Image:   st.Image,
 		Command: t.Command,
 		Workdir: st.Workdir,

@@ -92,10 +92,7 @@ func (s *Service) taskOfMessage(ctx context.Context, channel, ts string) (string
 
 // approve counts one user's approval and starts the task once it has enough.
 func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) error {
-	if reason, err := s.disqualified(ctx, st, t, user); err != nil || reason != "" {
-		if err != nil {
-			return err
-		}
+	if reason := s.disqualified(ctx, st, t, user); reason != "" {
 		return s.ignoreApproval(ctx, t, user, reason)
 	}
 
@@ -140,18 +137,14 @@ func (s *Service) ignoreApproval(ctx context.Context, t *taskbot.Task, user, rea
 }
 
 // disqualified returns why user's approval does not count, or "".
-func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) (string, error) {
+func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, user string) string {
 	if user == t.User {
-		return "requesters cannot approve their own tasks", nil
+		return "requesters cannot approve their own tasks"
 	}
-	ok, err := s.isWriter(ctx, st, user)
-	if err != nil {
-		return "", err
+	if !s.isWriter(ctx, st, user) {
+		return fmt.Sprintf("only writers of stack %s can approve its tasks", st.Name)
 	}
-	if !ok {
-		return fmt.Sprintf("only writers of stack %s can approve its tasks", st.Name), nil
-	}
-	return "", nil
+	return ""
 }
 
 // startApproved runs an approved task. The requester, the policy and the

@@ -53,11 +53,7 @@ func (s *Service) stackNames() []string {
 func (s *Service) help(ctx context.Context, user string) (Reply, error) {
 	var mine []string
 	for _, name := range s.stackNames() {
-		ok, err := s.isWriter(ctx, s.Stacks[name], user)
-		if err != nil {
-			return Reply{}, err
-		}
-		if ok {
+		if s.isWriter(ctx, s.Stacks[name], user) {
 			mine = append(mine, name)
 		}
 	}
@@ -79,35 +75,35 @@ func (s *Service) help(ctx context.Context, user string) (Reply, error) {
 
 // isWriter reports whether user may run tasks on st: listed by ID, or a
 // member of a listed user group. Names are never trusted.
-func (s *Service) isWriter(ctx context.Context, st *taskbot.Stack, user string) (bool, error) {
-	for _, w := range st.Writers {
-		if w == user {
-			return true, nil
-		}
+func (s *Service) isWriter(ctx context.Context, st *taskbot.Stack, user string) bool {
+	if slices.Contains(st.Writers, user) {
+		return true
 	}
 	for _, w := range st.Writers {
-		if !isGroup(w) {
-			continue
-		}
-		members, err := s.Directory.GroupMembers(ctx, w)
-		if err != nil {
-			return false, fmt.Errorf("members of user group %s: %w", w, err)
-		}
-		if slices.Contains(members, user) {
-			return true, nil
+		if isGroup(w) && s.inGroup(ctx, w, user) {
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+// inGroup reports whether user is a member of group. A group that cannot be
+// read (deleted, a missing scope, a rate limit) counts as not containing
+// the user: that denies only its members, not everyone, and says why in
+// the log.
+func (s *Service) inGroup(ctx context.Context, group, user string) bool {
+	members, err := s.Directory.GroupMembers(ctx, group)
+	if err != nil {
+		s.Log.WithError(err).WithField("group", group).Warn("user group unreadable; its members count as non-members")
+		return false
+	}
+	return slices.Contains(members, user)
 }
 
 // requireWriter refuses a user who is not a writer of st; doing says what
 // they tried ("run tasks on it").
 func (s *Service) requireWriter(ctx context.Context, st *taskbot.Stack, user, doing string) error {
-	ok, err := s.isWriter(ctx, st, user)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	if !s.isWriter(ctx, st, user) {
 		return taskbot.Errorf(taskbot.EForbidden,
 			"You are not a writer of stack *%s*, so you cannot %s. Its writers: %s.",
 			st.Name, doing, writersText(st))
@@ -117,7 +113,7 @@ func (s *Service) requireWriter(ctx context.Context, st *taskbot.Stack, user, do
 
 // userGroups returns the configured user groups that user belongs to, for
 // policies to see.
-func (s *Service) userGroups(ctx context.Context, user string) ([]string, error) {
+func (s *Service) userGroups(ctx context.Context, user string) []string {
 	seen := map[string]bool{}
 	groups := []string{}
 	for _, name := range s.stackNames() {
@@ -126,17 +122,13 @@ func (s *Service) userGroups(ctx context.Context, user string) ([]string, error)
 				continue
 			}
 			seen[w] = true
-			members, err := s.Directory.GroupMembers(ctx, w)
-			if err != nil {
-				return nil, fmt.Errorf("members of user group %s: %w", w, err)
-			}
-			if slices.Contains(members, user) {
+			if s.inGroup(ctx, w, user) {
 				groups = append(groups, w)
 			}
 		}
 	}
 	slices.Sort(groups)
-	return groups, nil
+	return groups
 }
 
 func isGroup(id string) bool { return strings.HasPrefix(id, "S") }

@@ -2,11 +2,13 @@ package task_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/runner"
 )
 
 func TestLeaseRenewal(t *testing.T) {
@@ -81,5 +83,29 @@ func TestLeaseLostStopsTask(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "stack lease lost") {
 		t.Errorf("log does not say the lease was lost:\n%s", e.logs.String())
+	}
+}
+
+// panicRunner stands for a bug in running a task.
+type panicRunner struct{ fakeRunner }
+
+func (*panicRunner) Run(context.Context, runner.Job, io.Writer, io.Writer) (runner.Result, error) {
+	panic("runner bug")
+}
+
+func TestPanicReleasesStack(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Runner = &panicRunner{}
+
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Error("Handle did not pass the panic on")
+			}
+		}()
+		_, _ = e.do(t, alice, "task", "prod terraform plan")
+	}()
+	if leases := e.store.leases(t); len(leases) != 0 {
+		t.Errorf("leases after a panic = %+v, want none: the stack must not stay busy", leases)
 	}
 }

@@ -90,15 +90,11 @@ func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task)
 // decide evaluates the task policy and audits the decision. A policy that
 // fails denies.
 func (s *Service) decide(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
-	groups, err := s.userGroups(ctx, t.User)
-	if err != nil {
-		return nil, err
-	}
 	in := policy.Input{
 		Stack:    policy.StackInput{Name: st.Name, Labels: st.Labels},
 		Command:  t.Command,
 		SkipInit: t.SkipInit,
-		User:     policy.UserInput{ID: t.User, Groups: groups},
+		User:     policy.UserInput{ID: t.User, Groups: s.userGroups(ctx, t.User)},
 		Channel:  policy.ChannelInput{ID: t.Channel},
 	}
 	d, evalErr := s.Policy.Evaluate(ctx, in)

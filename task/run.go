@@ -34,10 +34,20 @@ func (s *Service) start(ctx context.Context, st *taskbot.Stack, t *taskbot.Task,
 	return errors.Join(err, s.show(fresh, t, approval))
 }
 
+// releaseOnPanic gives the stack back if running its task panicked, so that
+// a bug cannot keep a stack busy until a restart, then panics on.
+func (s *Service) releaseOnPanic(ctx context.Context, t *taskbot.Task, l taskbot.Lease) {
+	if r := recover(); r != nil {
+		s.release(ctx, t, l)
+		panic(r)
+	}
+}
+
 // runLeased runs the task while it holds the stack's lease, and records its
 // final state in t, the store and the audit log. An error means taskbot
 // itself failed; the task is then recorded as failed.
 func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, approval *View, lease taskbot.Lease) error {
+	defer s.releaseOnPanic(ctx, t, lease)
 	if err := s.begin(ctx, st, t, approval, lease); err != nil {
 		return errors.Join(err, s.finish(ctx, t, taskbot.StateFailed, 0, "taskbot could not start the task"))
 	}
@@ -48,11 +58,13 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 		defer close(renewed)
 		s.renew(runCtx, stop, t, lease)
 	}()
+	// No renewal may outlive the task and race its release, even if the
+	// run panics.
+	defer func() { stop(nil); <-renewed }()
 
 	res, runErr := s.execute(runCtx, st, t)
 	cancelled := context.Cause(runCtx)
 	stop(nil)
-	<-renewed // no renewal may outlive the task and race its release
 
 	state, detail := outcome(st, res, runErr, cancelled)
 	switch {

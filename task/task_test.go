@@ -271,11 +271,12 @@ func TestHandleRefuses(t *testing.T) {
 			wantEvents: []taskbot.EventType{taskbot.EventRequested, taskbot.EventRefused},
 		},
 		{
+			// An unreadable group denies its members only, as non-writers.
 			name: "user group lookup fails",
 			user: dave, text: "prod terraform plan",
 			setup:      func(t *testing.T, e *env) { e.dir.err = errDirectory },
-			wantCode:   taskbot.EInternal,
-			wantErr:    errDirectory,
+			wantCode:   taskbot.EForbidden,
+			wantMsg:    []string{"You are not a writer of stack *prod*"},
 			wantEvents: []taskbot.EventType{taskbot.EventRequested, taskbot.EventRefused},
 		},
 		{
@@ -519,11 +520,19 @@ func TestHelp(t *testing.T) {
 		})
 	}
 
+	// One unreadable group must not break help, or tasks, for everyone.
 	t.Run("group lookup fails", func(t *testing.T) {
 		e := newEnv(t)
 		e.dir.err = errDirectory
-		if _, err := e.do(t, dave, "task", "help"); !errors.Is(err, errDirectory) {
-			t.Errorf("Handle error = %v, want it to wrap %v", err, errDirectory)
+		reply, err := e.do(t, alice, "task", "help")
+		if err != nil || !strings.Contains(reply.Text, "Stacks you can run tasks on: dev, prod") {
+			t.Errorf("help for a writer by ID = %q, %v; want her stacks", reply.Text, err)
+		}
+		if _, err := e.do(t, alice, "task", "prod terraform plan"); err != nil {
+			t.Errorf("a writer by ID is refused while a group is unreadable: %v", err)
+		}
+		if !strings.Contains(e.logs.String(), "user group unreadable") {
+			t.Errorf("log does not say the group was unreadable:\n%s", e.logs.String())
 		}
 	})
 }

@@ -106,9 +106,23 @@ func fence(text string) string {
 }
 
 func sectionBlock(mrkdwn string) slack.Block {
-	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, mrkdwn, false, false), nil, nil)
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, fit(mrkdwn), false, false), nil, nil)
 }
 
 func contextBlock(mrkdwn string) slack.Block {
-	return slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, mrkdwn, false, false))
+	return slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, fit(mrkdwn), false, false))
+}
+
+// maxBlockText is the most text Slack takes in a section or context
+// element.
+const maxBlockText = 3000
+
+// fit cuts a block's text to what Slack takes: a policy reason may quote a
+// whole command, and Slack refuses the message rather than cut it.
+func fit(mrkdwn string) string {
+	r := []rune(mrkdwn)
+	if len(r) <= maxBlockText {
+		return mrkdwn
+	}
+	return string(r[:maxBlockText-1]) + "…"
 }

@@ -226,3 +226,40 @@ func TestFenceKeepsCodeBlockClosed(t *testing.T) {
 func unfence(inner string) string {
 	return unescaper.Replace(strings.ReplaceAll(inner, "\u200b", ""))
 }
+
+// A policy reason or a refusal may quote a long command; no block may pass
+// Slack's 3,000 characters however long they are.
+func TestRenderTaskFitsLongReasons(t *testing.T) {
+	long := strings.Repeat("a&b ", 1000)
+	v := task.View{
+		Task:    taskbot.Task{ID: "7", Stack: "prod", User: "U0ALICE", Channel: "C1", Command: "x", State: taskbot.StateAwaitingApproval, Detail: long},
+		Reasons: []string{long},
+		Emoji:   "white_check_mark",
+	}
+	_, blocks := renderTask(v)
+	raw, err := json.Marshal(blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed []struct {
+		Text     *struct{ Text string }  `json:"text"`
+		Elements []struct{ Text string } `json:"elements"`
+	}
+	if err := json.Unmarshal(raw, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range parsed {
+		texts := []string{}
+		if b.Text != nil {
+			texts = append(texts, b.Text.Text)
+		}
+		for _, e := range b.Elements {
+			texts = append(texts, e.Text)
+		}
+		for _, text := range texts {
+			if n := utf8.RuneCountInString(text); n > 3000 {
+				t.Errorf("block %d has a text of %d characters, Slack takes 3000", i, n)
+			}
+		}
+	}
+}

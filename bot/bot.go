@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,7 +154,9 @@ func (b *Bot) eventsAPI(work context.Context, evt socketmode.Event) {
 	if cb, ok := outer.Data.(*slackevents.EventsAPICallbackEvent); ok {
 		key = "event:" + cb.EventID // Slack redelivers with the same event_id
 	}
-	reaction := task.Reaction{User: r.User, Channel: r.Item.Channel, TS: r.Item.Timestamp, Emoji: r.Reaction}
+	// A skin tone is the same emoji: "+1::skin-tone-2" approves like "+1".
+	emoji, _, _ := strings.Cut(r.Reaction, "::")
+	reaction := task.Reaction{User: r.User, Channel: r.Item.Channel, TS: r.Item.Timestamp, Emoji: emoji}
 	b.dispatch(work, func(ctx context.Context) { b.react(ctx, key, reaction) })
 }
 
@@ -239,8 +242,8 @@ func (b *Bot) slash(ctx context.Context, envelopeID string, sc slack.SlashComman
 func (b *Bot) handle(ctx context.Context, sc slack.SlashCommand) (task.Reply, error) {
 	text, err := DecodeText(sc.Text)
 	if err != nil {
-		return task.Reply{}, taskbot.Errorf(taskbot.EInvalid, "I could not read that command: %v.\n%s",
-			err, command.Usage(trimSlash(sc.Command)))
+		return task.Reply{}, taskbot.Errorf(taskbot.EInvalid, "I could not read that command: %s.\n%s",
+			EscapeText(err.Error()), command.Usage(trimSlash(sc.Command)))
 	}
 	cmd, err := command.Parse(sc.Command, text)
 	if err != nil {

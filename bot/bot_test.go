@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/command"
@@ -313,7 +314,7 @@ func TestSlashCommandNotHandled(t *testing.T) {
 		want   []string // what the reply says; nil for no reply
 	}{
 		{"undecodable", "/task", "prod echo a < b", &fakeDeduper{},
-			[]string{"I could not read that command: '<' without a closing '>'", command.Usage("task")}},
+			[]string{"I could not read that command: '&lt;' without a closing '&gt;'", command.Usage("task")}},
 		{"unparsable", "/task", "--skip-init echo hi", &fakeDeduper{},
 			[]string{"name the stack first", command.Usage("task")}},
 		{"bad unlock", "/unlock", "prod now", &fakeDeduper{},
@@ -393,8 +394,12 @@ func TestReactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, r.srv, "the reaction to be handled", func() bool { return len(tasks.Reactions()) > 0 })
-	for _, e := range []*fakeslack.Envelope{own, env} {
+	toned, err := r.srv.React(t.Context(), alice, channel, ts, "+1::skin-tone-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.srv, "the reactions to be handled", func() bool { return len(tasks.Reactions()) > 1 })
+	for _, e := range []*fakeslack.Envelope{own, env, toned} {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		if _, err := e.WaitAck(ctx); err != nil {
 			t.Errorf("reaction event %s was not acked: %v", e.EventID, err)
@@ -405,8 +410,12 @@ func TestReactions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := []task.Reaction{{User: bob, Channel: channel, TS: ts, Emoji: "white_check_mark"}}
-	if diff := cmp.Diff(tasks.Reactions(), want); diff != "" {
+	want := []task.Reaction{
+		{User: bob, Channel: channel, TS: ts, Emoji: "white_check_mark"},
+		{User: alice, Channel: channel, TS: ts, Emoji: "+1"}, // the skin tone dropped
+	}
+	byUser := func(a, b task.Reaction) bool { return a.User < b.User }
+	if diff := cmp.Diff(tasks.Reactions(), want, cmpopts.SortSlices(byUser)); diff != "" {
 		t.Errorf("React calls mismatch (-got +want):\n%s", diff)
 	}
 	if !dedupe.Asked("event:" + env.EventID) {

@@ -27,9 +27,9 @@ type Command struct {
 
 // usageError returns the error for a command name that cannot be parsed: a
 // *taskbot.Error with code EInvalid whose message is the formatted sentence,
-// then the command's usage.
+// escaped since it may quote what the user typed, then the command's usage.
 func usageError(name, format string, args ...any) *taskbot.Error {
-	return taskbot.Errorf(taskbot.EInvalid, "%s\n%s", fmt.Sprintf(format, args...), Usage(name))
+	return taskbot.Errorf(taskbot.EInvalid, "%s\n%s", escape(fmt.Sprintf(format, args...)), Usage(name))
 }
 
 // stackName is what a stack may be called.

@@ -170,3 +170,16 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// Messages are Slack mrkdwn: the usage's <…> and whatever the user typed
+// come escaped, so that Slack shows them instead of reading them as markup.
+func TestMessagesEscaped(t *testing.T) {
+	if u := Usage("task"); !strings.Contains(u, "/task &lt;stack&gt;") || strings.Contains(u, "<") {
+		t.Errorf("Usage(task) = %q, want its <…> escaped", u)
+	}
+	_, err := Parse("/unlock", "dev <!channel> now")
+	var uerr *taskbot.Error
+	if !errors.As(err, &uerr) || !strings.Contains(uerr.Message, "&lt;!channel&gt;") || strings.Contains(uerr.Message, "<!channel>") {
+		t.Errorf("Parse(/unlock, with <!channel>) error = %v, want the typed text escaped", err)
+	}
+}

@@ -11,6 +11,7 @@ func newNormalizer() *strings.Replacer {
 		"‘", "'", "’", "'", "‚", "'", "‛", "'",
 		"“", `"`, "”", `"`, "„", `"`, "‟", `"`,
 		"—", "--", "–", "--", // clients turn a typed "--" into a dash
+		"…", "...", // and "..." into an ellipsis
 		"\u00a0", " ", "\u2007", " ", "\u202f", " ",
 	}
 	for r := '\u2000'; r <= '\u200a'; r++ {
@@ -41,9 +42,17 @@ var usages = map[string]string{
 
 // Usage returns the usage text of the command name ("task", "lock" or
 // "unlock", with or without the slash), or of all three for any other name.
+// Like every text taskbot shows people it is Slack mrkdwn, so its <…> are
+// escaped.
 func Usage(name string) string {
-	if u, ok := usages[strings.TrimPrefix(name, "/")]; ok {
-		return u
+	u, ok := usages[strings.TrimPrefix(name, "/")]
+	if !ok {
+		u = usages["task"] + "\n\n" + usages["lock"] + "\n\n" + usages["unlock"]
 	}
-	return usages["task"] + "\n\n" + usages["lock"] + "\n\n" + usages["unlock"]
+	return escape(u)
 }
+
+// markup escapes what Slack mrkdwn reads as its own: &, < and >.
+var markup = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func escape(s string) string { return markup.Replace(s) }

@@ -38,14 +38,48 @@ func readContent(args url.Values) (content, error) {
 // parseBlocks checks that raw is a JSON array of blocks and returns it, or
 // nil for an empty array or null.
 func parseBlocks(raw json.RawMessage) (json.RawMessage, error) {
-	var blocks []json.RawMessage
-	if json.Unmarshal(raw, &blocks) != nil {
+	var blocks []block
+	if json.Unmarshal(raw, &blocks) != nil || len(blocks) > maxBlocks {
 		return nil, apiError("invalid_blocks")
+	}
+	for _, b := range blocks {
+		if !b.fits() {
+			return nil, apiError("invalid_blocks")
+		}
 	}
 	if len(blocks) == 0 {
 		return nil, nil
 	}
 	return raw, nil
+}
+
+// Slack's limits on blocks: 50 to a message, 3,000 characters to a section's
+// or a context element's text.
+const (
+	maxBlocks    = 50
+	maxBlockText = 3000
+)
+
+// block is what the stand-in checks of a section or context block.
+type block struct {
+	Text *struct {
+		Text string `json:"text"`
+	} `json:"text"`
+	Elements []struct {
+		Text string `json:"text"`
+	} `json:"elements"`
+}
+
+func (b block) fits() bool {
+	if b.Text != nil && utf8.RuneCountInString(b.Text.Text) > maxBlockText {
+		return false
+	}
+	for _, e := range b.Elements {
+		if utf8.RuneCountInString(e.Text) > maxBlockText {
+			return false
+		}
+	}
+	return true
 }
 
 // isChannelID reports whether id names a conversation messages can go to:

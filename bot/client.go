@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
+	"golang.org/x/time/rate"
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/mask"
@@ -25,6 +26,11 @@ type Client struct {
 	masker *mask.Masker
 	log    logrus.FieldLogger
 	groups groupCache
+
+	// pace spreads the updates of task messages and their output over
+	// time: chat.update is limited per workspace, and every running task
+	// shares that limit.
+	pace *rate.Limiter
 
 	// FlushInterval is how often task output is sent to Slack. Slack
 	// allows about one message per second per channel.
@@ -69,6 +75,7 @@ func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Cli
 		masker:        masker,
 		log:           lg,
 		groups:        groupCache{ttl: ttl, entries: map[string]groupEntry{}},
+		pace:          rate.NewLimiter(rate.Every(time.Second), 10),
 		FlushInterval: time.Second,
 		OutputHead:    DefaultOutputHead,
 		OutputTail:    DefaultOutputTail,
@@ -88,6 +95,9 @@ func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 
 // UpdateTask implements task.Chat.
 func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
+	if err := c.pace.Wait(ctx); err != nil {
+		return fmt.Errorf("wait for slack's rate limit: %w", err)
+	}
 	text, blocks := renderTask(c.maskView(v))
 	_, _, _, err := c.api.UpdateMessageContext(ctx, v.Task.Channel, v.Task.MessageTS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))

@@ -65,9 +65,11 @@ type threadOutput struct {
 	tail    tail   // what came after the head; guarded by mu
 
 	// Owned by the loop goroutine.
-	cur   string // raw text of the newest output message
-	curTS string // its ts, once posted
-	err   error  // the first send that failed
+	cur     string // raw text of the newest output message, and what did not fit it yet
+	curTS   string // its ts, once posted
+	dirty   bool   // cur holds text Slack does not show yet
+	refused bool   // Slack refused a send: nothing more is sent
+	err     error  // why the last send failed, if it did
 }
 
 // Write implements io.Writer. It never blocks on Slack.
@@ -113,11 +115,65 @@ func (o *threadOutput) loop(ctx context.Context, every time.Duration) {
 	}
 }
 
-// flush sends the pending output; the final flush adds the tail. Unless
-// final, an incomplete UTF-8 sequence at the end waits for the rest of its
-// bytes.
+// flush sends the pending output; the final flush adds the tail. Output
+// that could not be sent stays in cur and goes with the next flush, so a
+// slow or briefly unreachable Slack delays output but loses none; the final
+// flush keeps trying until ctx ends. An error Slack answered with (the
+// thread was deleted, say) will not go away, so it ends the streaming.
 func (o *threadOutput) flush(ctx context.Context, final bool) {
+	if text := o.take(final); text != "" && !o.refused {
+		o.cur += text
+		o.dirty = true
+	}
+	for o.dirty {
+		head, rest := splitOutput(o.cur, maxOutputMessage)
+		if err := o.send(ctx, head); err != nil {
+			o.err = err
+			if refusedBySlack(err) {
+				o.c.log.WithError(err).WithField("channel", o.channel).Error("sending task output failed; giving up")
+				o.refused, o.dirty = true, false
+				return
+			}
+			o.c.log.WithError(err).WithField("channel", o.channel).Warn("sending task output failed; trying again")
+			if !final || !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		o.err = nil
+		if rest == "" {
+			o.dirty = false
+			return
+		}
+		o.cur, o.curTS = rest, "" // the message is full: go on in a new one
+	}
+}
+
+// refusedBySlack reports whether Slack answered err itself, rather than
+// not answering: sending the same again would fail the same way. Rate
+// limits are waited out by the client before they get here.
+func refusedBySlack(err error) bool {
+	var resp slack.SlackErrorResponse
+	return errors.As(err, &resp)
+}
+
+// sleep waits for d and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// take returns the pending output, and the tail if final. Unless final, an
+// incomplete UTF-8 sequence at the end waits for the rest of its bytes.
+func (o *threadOutput) take(final bool) string {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if final {
 		o.pending = append(o.pending, o.tail.text()...)
 	}
@@ -127,41 +183,33 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 	}
 	text := strings.ToValidUTF8(string(o.pending[:n]), "\uFFFD")
 	o.pending = o.pending[n:]
-	o.mu.Unlock()
-	if text == "" {
-		return
-	}
-
-	o.cur += text
-	for {
-		head, rest := splitOutput(o.cur, maxOutputMessage)
-		o.cur = head
-		o.send(ctx)
-		if rest == "" {
-			return
-		}
-		o.cur, o.curTS = rest, ""
-	}
+	return text
 }
 
-// send posts or updates the newest output message.
-func (o *threadOutput) send(ctx context.Context) {
+// send posts text as the newest output message, or updates that message to
+// text, at the pace the workspace allows.
+func (o *threadOutput) send(ctx context.Context, text string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if err := o.c.pace.Wait(ctx); err != nil {
+		return fmt.Errorf("wait for slack's rate limit: %w", err)
+	}
 	// The task masks its output before it gets here; masking again makes
 	// this sink safe on its own.
-	text := slack.MsgOptionText(fence(o.c.masker.String(o.cur)), false)
+	msg := slack.MsgOptionText(fence(o.c.masker.String(text)), false)
 
-	var err error
 	if o.curTS == "" {
-		_, o.curTS, err = o.c.api.PostMessageContext(ctx, o.channel, slack.MsgOptionTS(o.thread), text)
-	} else {
-		_, _, _, err = o.c.api.UpdateMessageContext(ctx, o.channel, o.curTS, text)
+		_, ts, err := o.c.api.PostMessageContext(ctx, o.channel, slack.MsgOptionTS(o.thread), msg)
+		if err != nil {
+			return fmt.Errorf("post output in %s: %w", o.channel, err)
+		}
+		o.curTS = ts
+		return nil
 	}
-	if err != nil {
-		o.c.log.WithError(err).WithField("channel", o.channel).Error("sending task output failed")
-		o.err = errors.Join(o.err, err)
+	if _, _, _, err := o.c.api.UpdateMessageContext(ctx, o.channel, o.curTS, msg); err != nil {
+		return fmt.Errorf("update output %s: %w", o.curTS, err)
 	}
+	return nil
 }
 
 // completeUTF8 returns the length of the longest prefix of p that does not

@@ -2,13 +2,19 @@ package bot
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/internal/fakeslack"
@@ -158,7 +164,11 @@ func TestOutputLargeNothingLost(t *testing.T) {
 }
 
 // showAll makes a client stream all output, however long.
-func showAll(c *Client) { c.OutputHead = 1 << 30 }
+// It does not pace its updates either: the stand-in's limits are off.
+func showAll(c *Client) {
+	c.OutputHead = 1 << 30
+	c.pace = rate.NewLimiter(rate.Inf, 1)
+}
 
 func firstDifference(a, b string) int {
 	for i := range min(len(a), len(b)) {
@@ -189,6 +199,54 @@ func TestOutputRateLimited(t *testing.T) {
 	if calls := srv.Calls("chat.postMessage"); calls <= posted {
 		t.Errorf("%d messages posted in %d calls: the rate limit was not exercised", posted, calls)
 	}
+}
+
+// TestOutputSlackUnreachable checks that output sent while Slack does not
+// answer is sent again: Close keeps trying until it gets through.
+func TestOutputSlackUnreachable(t *testing.T) {
+	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())
+	var failing atomic.Int32
+	proxy := failingProxy(t, srv, &failing)
+	lg, logs := newLogger()
+	c := NewClient(ClientOptions{BotToken: fakeslack.BotToken, AppToken: fakeslack.AppToken,
+		APIURL: proxy.URL + "/api/"}, mask.New(), lg)
+	c.FlushInterval = time.Hour // only Close flushes
+	tk := postTask(t, c)
+	out, err := c.OpenOutput(t.Context(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	failing.Store(2)
+	write(t, out, "still here\n")
+	closeOutput(t, out)
+
+	if got := threadOutputText(t, srv, tk); got != "still here\n" {
+		t.Errorf("thread output = %q, want the line written", got)
+	}
+	if !strings.Contains(logs.String(), "trying again") {
+		t.Errorf("the failed sends were not logged; log:\n%s", logs)
+	}
+}
+
+// failingProxy forwards to srv's Web API, but answers the next n calls with
+// 503 Service Unavailable, as a Slack that is briefly down would.
+func failingProxy(tb testing.TB, srv *fakeslack.Server, n *atomic.Int32) *httptest.Server {
+	tb.Helper()
+	target, err := url.Parse(srv.APIURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(-1) >= 0 {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	tb.Cleanup(proxy.Close)
+	return proxy
 }
 
 // TestOutputConcurrentWriters checks that stdout and stderr may write at

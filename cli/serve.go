@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -82,7 +81,7 @@ func (o *serveOptions) validate() error {
 // serve runs the Slack adapter until the command's context ends.
 func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	ctx := cmd.Context()
-	a, err := open(ctx, o.common, stdio.Err, stdio.Getenv, o.appToken, o.botToken, redisPassword(o.redisURL))
+	a, err := open(ctx, o.common, stdio.Err, stdio.Getenv, o.appToken, o.botToken)
 	if err != nil {
 		return err
 	}
@@ -107,14 +106,4 @@ func serve(cmd *cobra.Command, o serveOptions, stdio IO) error {
 	lg := a.log.WithField("stacks", strings.Join(a.cfg.StackNames(), ","))
 	b := bot.New(client, svc, a.store, lg, bot.Options{Workers: o.workers, DrainTimeout: o.drainTimeout})
 	return b.Run(ctx)
-}
-
-// redisPassword returns the password in a Redis URL, or "".
-func redisPassword(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
-	}
-	pw, _ := u.User.Password()
-	return pw
 }

@@ -4,8 +4,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/taskbot/taskbot/internal/dockertest"
 	"github.com/taskbot/taskbot/internal/logtest"
+	"github.com/taskbot/taskbot/internal/redistest"
 )
 
 // TestShellWithoutTasks drives taskbot shell with the embedded store
@@ -48,6 +51,41 @@ func TestShellWithoutTasks(t *testing.T) {
 	}
 	if strings.Contains(out.String()+logs.String(), secret) {
 		t.Errorf("shell printed or logged the secret")
+	}
+}
+
+// TestShellMasksRedisPassword checks that the password in REDIS_URL is
+// masked like a secret: a lock reason holding it is refused.
+func TestShellMasksRedisPassword(t *testing.T) {
+	dockertest.Client(t)
+	const password = "redis-pw-8d1f"
+	url := redistest.URL(t)
+	rdb, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(rdb)
+	defer admin.Close()
+	if err := admin.ConfigSet(t.Context(), "requirepass", password).Err(); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, t.TempDir(), "taskbot.yaml", "stacks:\n  dev: {image: busybox, writers: [U0DEMO]}\n")
+
+	var out, logs logtest.Buffer
+	err = Run(t.Context(), []string{"shell", "--config", path, "--user", "U0DEMO"},
+		IO{In: strings.NewReader("/lock dev " + password), Out: &out, Err: &logs,
+			Getenv: func(k string) string {
+				return map[string]string{"REDIS_URL": strings.Replace(url, "unix://", "unix://:"+password+"@", 1)}[k]
+			}})
+	if err != nil {
+		t.Fatalf("taskbot shell: %v\nlog:\n%s", err, logs.String())
+	}
+
+	if !strings.Contains(out.String(), "Your reason contains a secret value") {
+		t.Errorf("a lock reason holding the Redis password was not refused:\n%s", out.String())
+	}
+	if strings.Contains(out.String()+logs.String(), password) {
+		t.Errorf("shell printed or logged the Redis password")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -61,15 +62,16 @@ type app struct {
 }
 
 // open loads the configuration and connects to Redis (or starts the
-// embedded store) and Docker. Close releases what it opened. tokens are
-// masked like the stacks' secrets, so that not even a library's debug log
-// can show them.
+// embedded store) and Docker. Close releases what it opened. tokens, and
+// the Redis URL's password, are masked like the stacks' secrets, so that not
+// even a library's debug log can show them.
 func open(ctx context.Context, c common, errOut io.Writer, getenv func(string) string, tokens ...string) (*app, error) {
 	cfg, err := config.Load(c.configPath, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("load config %s:\n%w", c.configPath, err)
 	}
-	a := &app{cfg: cfg, masker: mask.New(append(revealAll(cfg), tokens...)...)}
+	secrets := append(revealAll(cfg), redisPassword(c.redisURL))
+	a := &app{cfg: cfg, masker: mask.New(append(secrets, tokens...)...)}
 	if a.log, err = newLogger(errOut, c.logFormat, c.logLevel, a.masker); err != nil {
 		return nil, err
 	}
@@ -172,4 +174,14 @@ func newLogger(out io.Writer, format, level string, m *mask.Masker) (*logrus.Log
 		return nil, fmt.Errorf("--log-format: %q is neither json nor text", format)
 	}
 	return lg, nil
+}
+
+// redisPassword returns the password in a Redis URL, or "".
+func redisPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
 }

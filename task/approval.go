@@ -152,7 +152,10 @@ func (s *Service) disqualified(ctx context.Context, st *taskbot.Stack, t *taskbo
 // for may have changed since. A task that fails them is refused on its
 // message, where everyone sees it.
 func (s *Service) startApproved(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, v *View) error {
-	_, err := s.check(ctx, st, t)
+	err := s.requireWriter(ctx, st, t.User, "run tasks on it")
+	if err == nil {
+		_, err = s.check(ctx, st, t)
+	}
 	if err != nil {
 		err = s.refuse(ctx, t, err)
 	} else {

@@ -46,12 +46,17 @@ func (s *Service) request(ctx context.Context, req Request) error {
 		return s.abandon(ctx, t, err)
 	}
 
-	if t.Command != req.Command.Text {
-		return s.refuse(ctx, t, errSecretInCommand)
-	}
 	st, err := s.stack(t.Stack)
 	if err != nil {
 		return s.refuse(ctx, t, err)
+	}
+	if err := s.requireWriter(ctx, st, t.User, "run tasks on it"); err != nil {
+		return s.refuse(ctx, t, err)
+	}
+	// Only now, so that no one but a writer, who has the secrets anyway,
+	// can learn from the answer whether a guess was a secret's value.
+	if t.Command != req.Command.Text {
+		return s.refuse(ctx, t, errSecretInCommand)
 	}
 	reasons, err := s.check(ctx, st, t)
 	if err != nil {
@@ -63,17 +68,14 @@ func (s *Service) request(ctx context.Context, req Request) error {
 	return s.start(ctx, st, t, nil)
 }
 
-// check runs the checks a task on a known stack must pass before it may
-// run, in order: its length, a writer, the task policy, no one else's lock. It returns
-// the reasons the task needs approval, if any.
+// check runs the checks a writer's task must pass before it may run, in
+// order: its length, the task policy, no one else's lock. It returns the
+// reasons the task needs approval, if any.
 func (s *Service) check(ctx context.Context, st *taskbot.Stack, t *taskbot.Task) ([]string, error) {
 	if n := utf8.RuneCountInString(t.Command); n > MaxCommandLength {
 		return nil, taskbot.Errorf(taskbot.EInvalid,
 			"Your command has %d characters; taskbot takes at most %d, so that approvers can read all of it. "+
 				"Put longer scripts in the stack's image.", n, MaxCommandLength)
-	}
-	if err := s.requireWriter(ctx, st, t.User, "run tasks on it"); err != nil {
-		return nil, err
 	}
 
 	reasons, err := s.decide(ctx, st, t)

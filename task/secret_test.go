@@ -68,6 +68,23 @@ func TestHandleRefusesSecretInCommand(t *testing.T) {
 	}
 }
 
+// TestHandleSecretGuessByNonWriter checks that someone who is not a writer
+// cannot tell from the answer whether a guess is a secret's value: they are
+// told they are not a writer, as for any other command.
+func TestHandleSecretGuessByNonWriter(t *testing.T) {
+	e := newEnv(t)
+
+	_, err := e.do(t, eve, "task", "prod echo "+dbPassword)
+
+	uerr := userError(t, err, taskbot.EForbidden)
+	if !strings.Contains(uerr.Message, "You are not a writer of stack *prod*") {
+		t.Errorf("Handle error %q, want the not-a-writer refusal", uerr.Message)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 0 {
+		t.Errorf("runner ran %d jobs, want none", len(jobs))
+	}
+}
+
 func TestHandleMasksOutput(t *testing.T) {
 	e := newEnv(t)
 	// The token is split across two writes; the password goes to stderr,

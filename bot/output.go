@@ -149,12 +149,23 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 	}
 }
 
+// transientSlackErrors are the errors Slack answers with when the fault is
+// its own and passing: sending the same again later may well work.
+var transientSlackErrors = map[string]bool{
+	"internal_error":      true,
+	"fatal_error":         true,
+	"service_unavailable": true,
+	"request_timeout":     true,
+	"rate_limited":        true,
+	"ratelimited":         true,
+}
+
 // refusedBySlack reports whether Slack answered err itself, rather than
-// not answering: sending the same again would fail the same way. Rate
-// limits are waited out by the client before they get here.
+// not answering or failing for a moment: sending the same again would fail
+// the same way. HTTP 429s are waited out by the client before they get here.
 func refusedBySlack(err error) bool {
 	var resp slack.SlackErrorResponse
-	return errors.As(err, &resp)
+	return errors.As(err, &resp) && !transientSlackErrors[resp.Err]
 }
 
 // sleep waits for d and reports whether ctx is still live.

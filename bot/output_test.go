@@ -386,6 +386,25 @@ func TestOutputCloseReportsFailedSend(t *testing.T) {
 	}
 }
 
+// TestOutputRetriesSlackFaults checks that errors Slack answers for its
+// own passing faults do not end the streaming: the output goes out once
+// Slack works again.
+func TestOutputRetriesSlackFaults(t *testing.T) {
+	srv, tk, out := openOutput(t, fakeslack.WithoutRateLimits())
+	srv.FailNext("chat.postMessage", "internal_error", 1)
+	srv.FailNext("chat.postMessage", "service_unavailable", 1)
+
+	write(t, out, "kept\n")
+	closeOutput(t, out)
+
+	if got := threadOutputText(t, srv, tk); got != "kept\n" {
+		t.Errorf("thread holds %q, want %q", got, "kept\n")
+	}
+	if n := srv.Calls("chat.postMessage"); n < 4 {
+		t.Errorf("chat.postMessage called %d times, want the task message, two failures and the output", n)
+	}
+}
+
 // TestOpenOutputNeedsMessage checks that output cannot be opened for a
 // task that has no message to thread under.
 func TestOpenOutputNeedsMessage(t *testing.T) {

@@ -105,6 +105,7 @@ type Server struct {
 	users      map[string]string       // guarded by mu; user ID to name
 	groups     map[string][]string     // guarded by mu; user group ID to members
 	calls      map[string]int          // guarded by mu
+	failures   map[string][]string     // guarded by mu; errors the next calls of a method answer
 	limits     limits                  // guarded by mu
 	lastTS     int64                   // guarded by mu; microseconds of the last ts issued
 	seq        int                     // guarded by mu; counter for event and connection IDs
@@ -133,6 +134,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		users:     map[string]string{BotUserID: "taskbot"},
 		groups:    map[string][]string{},
 		calls:     map[string]int{},
+		failures:  map[string][]string{},
 		limits:    newLimits(),
 	}
 	s.http = httptest.NewServer(s.routes())
@@ -213,6 +215,29 @@ func (s *Server) Calls(method string) int {
 	defer s.mu.Unlock()
 
 	return s.calls[method]
+}
+
+// FailNext makes the next n calls of method answer {"ok":false,"error":code}
+// with HTTP 200, as Slack does for its own passing faults (internal_error,
+// service_unavailable) as well as for lasting ones.
+func (s *Server) FailNext(method, code string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures[method] = append(s.failures[method], code)
+	}
+}
+
+// takeFailure returns the error the call of method must answer, if any.
+func (s *Server) takeFailure(method string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	codes := s.failures[method]
+	if len(codes) == 0 {
+		return nil
+	}
+	s.failures[method] = codes[1:]
+	return apiError(codes[0])
 }
 
 // WaitFor returns once cond reports true, re-checking it whenever the

@@ -68,6 +68,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if err := s.takeFailure(name); err != nil {
+		writeError(w, err)
+		return
+	}
 	res, err := m(s, args)
 	if err != nil {
 		writeError(w, err)

@@ -7,6 +7,7 @@
 package taskbot
 
 import (
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -23,6 +24,19 @@ type Stack struct {
 	Secrets map[string]Secret // injected as environment variables, masked everywhere
 	Timeout time.Duration
 }
+
+// StackNameRule says which names ValidStackName accepts, for messages that
+// ask for a better one.
+const StackNameRule = "up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+// stackName keeps stack names short and free of anything a command line,
+// a Redis key or Slack markup would read specially.
+var stackName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// ValidStackName reports whether name may name a stack. The configuration
+// and the command parser share it, so that every configured stack can be
+// named in a command.
+func ValidStackName(name string) bool { return stackName.MatchString(name) }
 
 // Secret is a secret value. It formats as [Redacted] so that printing or
 // logging a struct that holds one cannot leak it; Reveal returns the value.

@@ -27,7 +27,7 @@ func checkCommand(stdio IO) *cobra.Command {
 			envDefault(cmd, "config", &path, stdio.Getenv("TASKBOT_CONFIG"))
 			cfg, err := config.Load(path, stdio.Getenv)
 			if err != nil {
-				return fmt.Errorf("load config %s:\n%w", path, err)
+				return err // it names the file
 			}
 			if _, err := policy.Load(cmd.Context(), cfg.Policies); err != nil {
 				return fmt.Errorf("load policies: %w", err)

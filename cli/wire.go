@@ -68,7 +68,7 @@ type app struct {
 func open(ctx context.Context, c common, errOut io.Writer, getenv func(string) string, tokens ...string) (*app, error) {
 	cfg, err := config.Load(c.configPath, getenv)
 	if err != nil {
-		return nil, fmt.Errorf("load config %s:\n%w", c.configPath, err)
+		return nil, err // it names the file
 	}
 	secrets := append(revealAll(cfg), redisPassword(c.redisURL))
 	a := &app{cfg: cfg, masker: mask.New(append(secrets, tokens...)...)}

@@ -77,7 +77,7 @@ func (e *ValidationError) Error() string { return strings.Join(e.Problems, "\n")
 func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -86,7 +86,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 
 	c, err := Parse(data, filepath.Dir(abs), getenv)
 	if err != nil {
-		return nil, fmt.Errorf("invalid config %s:\n%w", path, err)
+		return nil, fmt.Errorf("load config %s:\n%w", path, err)
 	}
 	return c, nil
 }

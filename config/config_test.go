@@ -214,11 +214,12 @@ func TestParseProblems(t *testing.T) {
 		{
 			note: "reserved and invalid names",
 			data: "stacks:\n  help: {image: a, writers: [U0DEMO]}\n  Lock: {image: a, writers: [U0DEMO]}\n" +
-				"  Prod Env: {image: a, writers: [U0DEMO]}\n",
+				"  Prod Env: {image: a, writers: [U0DEMO]}\n  _infra: {image: a, writers: [U0DEMO]}\n",
 			want: []string{
 				`stacks.help (line 2): name collides with the subcommand "help"`,
 				`stacks.Lock (line 3): name collides with the subcommand "lock"`,
-				"stacks.Prod Env (line 4): invalid stack name (use letters, digits, '.', '_' and '-')",
+				"stacks.Prod Env (line 4): invalid stack name (use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit)",
+				"stacks._infra (line 5): invalid stack name (use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit)",
 			},
 		},
 		{
@@ -445,7 +446,7 @@ func TestLoadErrors(t *testing.T) {
 	if diff := cmp.Diff(problems(t, err), want); diff != "" {
 		t.Errorf("Load(%q) problems mismatch (-got +want):\n%s", invalid, diff)
 	}
-	if !strings.HasPrefix(err.Error(), "invalid config "+invalid+":\n") {
+	if !strings.HasPrefix(err.Error(), "load config "+invalid+":\n") {
 		t.Errorf("Load(%q) = %q, want it to name the file", invalid, err)
 	}
 }

@@ -16,9 +16,8 @@ import (
 )
 
 var (
-	stackName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	writerID  = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
-	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	writerID = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // stacks parses the stacks mapping. Stacks with problems are kept, so that
@@ -43,8 +42,8 @@ func (p *parser) stackName(path string, k *yaml.Node) {
 			return
 		}
 	}
-	if !stackName.MatchString(k.Value) {
-		p.problem(path, k, "invalid stack name (use letters, digits, '.', '_' and '-')")
+	if !taskbot.ValidStackName(k.Value) {
+		p.problem(path, k, "invalid stack name (use %s)", taskbot.StackNameRule)
 	}
 }
 

@@ -23,8 +23,10 @@ func TestSecretsMasked(t *testing.T) {
 		t.Errorf("thread output %q: want both secrets masked, on stdout and stderr", out)
 	}
 
-	b.slash(t, bob, "/task", "dev echo "+envSecret)
+	b.slash(t, bob, "/task", "dev echo env "+envSecret)
 	b.ephemeral(t, bob, "contains the value of one of the stack's secrets")
+	b.slash(t, bob, "/task", "dev echo file "+fileSecret)
+	b.wait(t, "a second refusal to bob", func() bool { return len(b.slack.Ephemerals(bob)) == 2 })
 
 	b.assertNoSecret(t)
 	var commands []string
@@ -33,8 +35,10 @@ func TestSecretsMasked(t *testing.T) {
 			commands = append(commands, ev.Get("command"))
 		}
 	}
-	if !slices.Contains(commands, "echo ***") {
-		t.Errorf("audited commands %q: want the refused one recorded masked, as \"echo ***\"", commands)
+	for _, want := range []string{"echo env ***", "echo file ***"} {
+		if !slices.Contains(commands, want) {
+			t.Errorf("audited commands %q: want the refused one recorded masked, as %q", commands, want)
+		}
 	}
 }
 

@@ -48,6 +48,10 @@ type Result struct {
 	ExitCode int   // the container's exit code; 137 when it was killed
 	Phase    Phase // the phase the run ended in
 	TimedOut bool  // the container was killed because Job.Timeout passed
+
+	// Leftover is why the container could not be removed after a run that
+	// otherwise worked. Its labels let the reaper, or an operator, find it.
+	Leftover error
 }
 
 // ErrImageUnavailable is returned when a Job's image is missing locally and
@@ -120,7 +124,7 @@ func (d *Docker) Close() error {
 // code is a Result, not an error. When ctx is cancelled, Run kills the
 // container and returns an error wrapping ctx.Err(). All output is written
 // from a single goroutine, and never after Run returns.
-func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (Result, error) {
+func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (res Result, err error) {
 	if err := d.ensureImage(ctx, job.Image); err != nil {
 		return Result{}, err
 	}
@@ -129,7 +133,13 @@ func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	defer d.remove(ctx, id)
+	defer func() {
+		if rmErr := d.remove(ctx, id); err != nil {
+			err = errors.Join(err, rmErr)
+		} else {
+			res.Leftover = rmErr
+		}
+	}()
 
 	code, timedOut, err := d.execute(ctx, id, job.Timeout, stdout, stderr)
 	if err != nil {
@@ -201,8 +211,7 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 	}
 
 	if err := ctx.Err(); err != nil {
-		d.remove(ctx, resp.ID)
-		return "", fmt.Errorf("create container: %w", err)
+		return "", errors.Join(fmt.Errorf("create container: %w", err), d.remove(ctx, resp.ID))
 	}
 	return resp.ID, nil
 }
@@ -251,13 +260,10 @@ func (d *Docker) Ping(ctx context.Context) error {
 
 // remove force-removes container id, which also kills it if it still runs.
 // It uses a context of its own so that a cancelled run still cleans up.
-func (d *Docker) remove(ctx context.Context, id string) {
+func (d *Docker) remove(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-
-	// TODO: report a failed removal to the caller's logger; the
-	// taskbot.managed label lets an operator find the leftover meanwhile.
-	_, _ = d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	return d.Remove(ctx, id)
 }
 
 // execute starts container id and waits until it has exited and all its

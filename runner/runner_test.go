@@ -6,6 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +193,63 @@ func TestRunMissingImage(t *testing.T) {
 	if !errors.Is(err, runner.ErrImageUnavailable) {
 		t.Fatalf("Run with image %q: error %v, want %v", job.Image, err, runner.ErrImageUnavailable)
 	}
+}
+
+// TestRunReportsLeftover checks that a container the engine would not
+// remove is reported in the Result of a run that otherwise worked.
+func TestRunReportsLeftover(t *testing.T) {
+	cli := dockertest.Client(t)
+	t.Setenv("DOCKER_HOST", refusingRemovals(t, cli.DaemonHost()))
+	d := newDocker(t)
+	job := runner.Job{TaskID: taskID(t), Image: dockertest.BusyboxImage(t), Command: "true"}
+	t.Cleanup(func() {
+		for _, id := range containers(t, cli, job.TaskID) {
+			_, _ = cli.ContainerRemove(context.Background(), id, client.ContainerRemoveOptions{Force: true})
+		}
+	})
+
+	res, err := d.Run(t.Context(), job, io.Discard, io.Discard)
+
+	if err != nil {
+		t.Fatalf("Run(%q) error: %v", job.Command, err)
+	}
+	if res.ExitCode != 0 || res.Leftover == nil {
+		t.Errorf("Run(%q) = %+v, want exit code 0 and a Leftover error", job.Command, res)
+	}
+	if ids := containers(t, cli, job.TaskID); len(ids) != 1 {
+		t.Errorf("Run(%q) left containers %v, want the one it could not remove", job.Command, ids)
+	}
+}
+
+// refusingRemovals starts a proxy to the engine at host that answers every
+// container removal with an engine error, and returns its DOCKER_HOST.
+func refusingRemovals(tb testing.TB, host string) string {
+	tb.Helper()
+
+	u, err := url.Parse(host)
+	if err != nil {
+		tb.Fatalf("parse docker host %q: %v", host, err)
+	}
+	network, addr := u.Scheme, u.Host
+	if network == "unix" {
+		addr = u.Path
+	}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker" },
+		Transport: &http.Transport{DialContext: dial},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/containers/") {
+			http.Error(w, `{"message":"removal refused by test"}`, http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	tb.Cleanup(srv.Close)
+	return "tcp://" + srv.Listener.Addr().String()
 }
 
 func BenchmarkRun(b *testing.B) {

@@ -106,6 +106,9 @@ func (s *Server) postMessage(args url.Values) (obj, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if err := s.checkMemberLocked(channel); err != nil {
+		return nil, err
+	}
 	threadTS := args.Get("thread_ts")
 	if threadTS != "" {
 		parent := s.findLocked(channel, threadTS)
@@ -145,6 +148,9 @@ func (s *Server) updateMessage(args url.Values) (obj, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if err := s.checkMemberLocked(channel); err != nil {
+		return nil, err
+	}
 	m := s.findLocked(channel, ts)
 	if m == nil {
 		return nil, apiError("message_not_found")
@@ -183,6 +189,9 @@ func (s *Server) postEphemeral(args url.Values) (obj, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
+	if err := s.checkMemberLocked(channel); err != nil {
+		return nil, err
+	}
 	m := &Message{
 		Channel:   channel,
 		TS:        s.newTSLocked(),

@@ -222,14 +222,20 @@ func channelName(id string) string {
 // React adds a user's reaction to a message and delivers the reaction_added
 // event, waiting for a connection if there is none. item_user is the
 // message's author when the server knows the message. Un-acked, the event is
-// redelivered like every event.
+// redelivered like every event. In a conversation the bot is not a member
+// of, the reaction is made but, as in Slack, no event is sent: React then
+// returns a nil Envelope.
 func (s *Server) React(ctx context.Context, user, channel, ts, emoji string) (*Envelope, error) {
 	s.mu.Lock()
 	s.addReactionLocked(user, channel, ts, emoji)
 	env, err := s.reactionEventLocked("reaction_added", user, channel, ts, emoji)
+	outside := s.outside[channel]
 	s.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("react with %s: %w", emoji, err)
+	}
+	if outside {
+		return nil, nil
 	}
 
 	if err := s.sendEvent(ctx, env); err != nil {

@@ -106,6 +106,7 @@ type Server struct {
 	groups     map[string][]string     // guarded by mu; user group ID to members
 	calls      map[string]int          // guarded by mu
 	failures   map[string][]string     // guarded by mu; errors the next calls of a method answer
+	outside    map[string]bool         // guarded by mu; conversations the bot is not a member of
 	limits     limits                  // guarded by mu
 	lastTS     int64                   // guarded by mu; microseconds of the last ts issued
 	seq        int                     // guarded by mu; counter for event and connection IDs
@@ -135,6 +136,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		groups:    map[string][]string{},
 		calls:     map[string]int{},
 		failures:  map[string][]string{},
+		outside:   map[string]bool{},
 		limits:    newLimits(),
 	}
 	s.http = httptest.NewServer(s.routes())
@@ -215,6 +217,29 @@ func (s *Server) Calls(method string) int {
 	defer s.mu.Unlock()
 
 	return s.calls[method]
+}
+
+// RemoveBot makes the bot a non-member of channel, as it is before someone
+// invites it. As in Slack, it then may not post there (not_in_channel, or
+// channel_not_found where it cannot even see the conversation: a private
+// channel or a DM), and no events from there reach it. The bot is a member
+// of every other conversation.
+func (s *Server) RemoveBot(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outside[channel] = true
+}
+
+// checkMemberLocked refuses a post to a conversation the bot is not in.
+func (s *Server) checkMemberLocked(channel string) error {
+	switch {
+	case !s.outside[channel]:
+		return nil
+	case strings.HasPrefix(channel, "C"):
+		return apiError("not_in_channel")
+	default:
+		return apiError("channel_not_found")
+	}
 }
 
 // FailNext makes the next n calls of method answer {"ok":false,"error":code}

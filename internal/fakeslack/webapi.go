@@ -223,6 +223,12 @@ func (s *Server) conversationInfo(args url.Values) (obj, error) {
 	}
 
 	private := strings.HasPrefix(id, "G")
+	s.mu.Lock()
+	member := !s.outside[id]
+	s.mu.Unlock()
+	if private && !member {
+		return nil, apiError("channel_not_found")
+	}
 	return obj{"channel": obj{
 		"id":          id,
 		"name":        channelName(id),
@@ -231,7 +237,7 @@ func (s *Server) conversationInfo(args url.Values) (obj, error) {
 		"is_private":  private,
 		"is_im":       false,
 		"is_archived": false,
-		"is_member":   true,
+		"is_member":   member,
 		"created":     1700000000,
 		"topic":       obj{"value": ""},
 		"purpose":     obj{"value": ""},

@@ -203,6 +203,41 @@ func TestLookups(t *testing.T) {
 	}
 }
 
+// TestNotAMember checks that the bot can neither post to nor hear from a
+// conversation it was not invited to, and that conversations.info says so.
+func TestNotAMember(t *testing.T) {
+	srv := newServer(t)
+	b := connect(t, srv)
+	ts := post(t, b.api, "C1", text("posted while a member"))
+	for _, c := range []string{"C1", "G1", "D1"} {
+		srv.RemoveBot(c)
+	}
+
+	for channel, want := range map[string]string{"C1": "not_in_channel", "G1": "channel_not_found", "D1": "channel_not_found"} {
+		if _, _, err := b.api.PostMessage(channel, text("x")); slackError(err) != want {
+			t.Errorf("PostMessage(%s) = %v, want %s", channel, err, want)
+		}
+		if _, err := b.api.PostEphemeral(channel, "U1", text("x")); slackError(err) != want {
+			t.Errorf("PostEphemeral(%s) = %v, want %s", channel, err, want)
+		}
+	}
+	if _, _, _, err := b.api.UpdateMessage("C1", ts, text("y")); slackError(err) != "not_in_channel" {
+		t.Errorf("UpdateMessage(C1) = %v, want not_in_channel", err)
+	}
+	ch, err := b.api.GetConversationInfo(&slack.GetConversationInfoInput{ChannelID: "C1"})
+	if err != nil || ch.IsMember {
+		t.Errorf("GetConversationInfo(C1) = %+v, %v; want is_member false", ch, err)
+	}
+
+	env, err := srv.React(waitCtx(t), "U1", "C1", ts, "white_check_mark")
+	if err != nil || env != nil {
+		t.Errorf("React in C1 = %v, %v; want no event sent", env, err)
+	}
+	if _, _, err := b.api.PostMessage("C2", text("x")); err != nil {
+		t.Errorf("PostMessage(C2) = %v, want the bot still a member there", err)
+	}
+}
+
 func TestRateLimits(t *testing.T) {
 	srv := newServer(t)
 	api := newAPI(srv, fakeslack.BotToken)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -37,9 +38,18 @@ const FailedReason = "policy evaluation failed"
 // ErrEvaluation is wrapped by every error Evaluate returns.
 var ErrEvaluation = errors.New("evaluate policy")
 
+// pkgRef names the package in queries.
+const pkgRef = "data." + Package
+
 // query reads the whole package, so that a package missing its rules reads
-// as "no reasons" while a missing package reads as undefined.
-const query = "data." + Package
+// as "no reasons" while a missing package reads as undefined, and the type of
+// each of its rules: JSON, and so the result set, has no sets, and a rule
+// that is an array rather than a set is not the contract.
+const query = "doc := " + pkgRef + "; types := {k: type_name(v) | some k, v in doc}"
+
+// DefaultTimeout bounds one evaluation. A policy that loops or builds huge
+// comprehensions denies the task rather than holding a worker forever.
+const DefaultTimeout = 5 * time.Second
 
 // Input is the document policies see as input.
 type Input struct {
@@ -82,13 +92,16 @@ func (d Decision) Allowed() bool { return len(d.Deny) == 0 }
 
 // Engine evaluates a set of compiled policies. It is safe for concurrent use.
 type Engine struct {
-	query *rego.PreparedEvalQuery // nil when no policy files were loaded
+	query   *rego.PreparedEvalQuery // nil when no policies are configured
+	timeout time.Duration
 }
 
 // Load compiles every *.rego file under dir, except *_test.rego files, as
-// Rego v1. An empty dir, or a directory without policy files, gives an engine
-// that allows everything. Builtin errors, such as a failed type conversion,
-// are evaluation errors rather than undefined results, so that they deny.
+// Rego v1. An empty dir (no policies configured) gives an engine that allows
+// everything; a directory without policy files is an error, because a
+// missing mount or a typo must not quietly allow every task. Builtin errors,
+// such as a failed type conversion, are evaluation errors rather than
+// undefined results, so that they deny.
 func Load(ctx context.Context, dir string) (*Engine, error) {
 	if dir == "" {
 		return &Engine{}, nil
@@ -99,7 +112,8 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return &Engine{}, nil
+		return nil, fmt.Errorf("load policies from %s: no policy files (*.rego besides *_test.rego); "+
+			"remove the policies key to run without policies", dir)
 	}
 
 	modules, err := parseFiles(files)
@@ -122,7 +136,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile policies from %s: %w", dir, err)
 	}
-	return &Engine{query: &prepared}, nil
+	return &Engine{query: &prepared, timeout: DefaultTimeout}, nil
 }
 
 // Empty reports whether the engine holds no policies and so allows
@@ -138,6 +152,8 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
 		return Decision{}, nil
 	}
 
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(in.value()))
 	if err != nil {
 		return failed(err)
@@ -200,7 +216,7 @@ func parseFiles(files []string) ([]*ast.Module, error) {
 // declaresPackage reports whether a module declares Package. Without one,
 // every task would be allowed, which is more likely a typo than a wish.
 func declaresPackage(modules []*ast.Module) bool {
-	want := ast.MustParseRef(query)
+	want := ast.MustParseRef(pkgRef)
 	for _, m := range modules {
 		if m.Package.Path.Equal(want) {
 			return true
@@ -212,20 +228,20 @@ func declaresPackage(modules []*ast.Module) bool {
 // decide reads the reasons out of the package document, insisting on the
 // shape the contract promises.
 func decide(rs rego.ResultSet) (Decision, error) {
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 {
 		return Decision{}, fmt.Errorf("package %s is undefined", Package)
 	}
-	value := rs[0].Expressions[0].Value
-	doc, ok := value.(map[string]any)
+	doc, ok := rs[0].Bindings["doc"].(map[string]any)
 	if !ok {
-		return Decision{}, fmt.Errorf("package %s is %T, want an object", Package, value)
+		return Decision{}, fmt.Errorf("package %s is %T, want an object", Package, rs[0].Bindings["doc"])
 	}
+	types, _ := rs[0].Bindings["types"].(map[string]any)
 
-	deny, err := reasons(doc, RuleDeny)
+	deny, err := reasons(doc, types, RuleDeny)
 	if err != nil {
 		return Decision{}, err
 	}
-	approval, err := reasons(doc, RuleRequireApproval)
+	approval, err := reasons(doc, types, RuleRequireApproval)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -233,15 +249,16 @@ func decide(rs rego.ResultSet) (Decision, error) {
 }
 
 // reasons returns the sorted, distinct strings of rule, or nil when the
-// package does not define it. Rego sets and arrays both arrive as []any.
-func reasons(doc map[string]any, rule string) ([]string, error) {
+// package does not define it. types holds the Rego type of each rule: sets
+// and arrays both arrive as []any.
+func reasons(doc, types map[string]any, rule string) ([]string, error) {
 	v, ok := doc[rule]
 	if !ok {
 		return nil, nil
 	}
 	items, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("rule %s.%s is %T, want a set of strings", Package, rule, v)
+	if typ := types[rule]; !ok || typ != "set" {
+		return nil, fmt.Errorf("rule %s.%s is a %v, want a set of strings", Package, rule, typ)
 	}
 
 	var out []string

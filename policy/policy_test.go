@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/taskbot/taskbot/policy"
@@ -218,6 +219,19 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"unsafe.rego:4", "var x is unsafe"},
 		},
 		{
+			note:  "empty directory",
+			files: map[string]string{},
+			want:  []string{"no policy files", "remove the policies key"},
+		},
+		{
+			note: "only tests and other files",
+			files: map[string]string{
+				"x_test.rego": "package taskbot.task_test\n\ntest_x if true\n",
+				"README.md":   "policies go here\n",
+			},
+			want: []string{"no policy files"},
+		},
+		{
 			note: "no taskbot.task package",
 			files: map[string]string{
 				"other.rego": "package taskbot.tasks\n\ndeny contains \"x\"\n",
@@ -259,6 +273,13 @@ func TestFailClosed(t *testing.T) {
 		{note: "deny holds a number", policy: `deny contains 5 if input.command != ""`},
 		{note: "deny holds an object", policy: `deny contains {"why": "x"} if true`},
 		{note: "require_approval is a string", policy: `require_approval := "hold"`},
+		{note: "deny is an array", policy: `deny := ["no"]`},
+		{note: "empty deny array", policy: `deny := []`},
+		{note: "require_approval is an array", policy: `require_approval := ["hold"]`},
+		{
+			note:   "evaluation too slow",
+			policy: "deny contains \"slow\" if {\n\tn := numbers.range(1, 2000)\n\tcount({[a, b, c] | some a in n; some b in n; some c in n}) == 0\n}",
+		},
 		{note: "require_approval holds a boolean", policy: `require_approval contains true if true`},
 		{
 			note: "conflicting values for a complete rule",
@@ -275,6 +296,7 @@ deny := {"b"} if input.user.id != ""`,
 			src := "package taskbot.task\n\n" + tt.policy + "\n"
 			dir := writePolicies(t, map[string]string{"p.rego": src})
 			engine := mustLoad(t, dir)
+			policy.SetTimeout(engine, time.Second)
 
 			got, err := engine.Evaluate(t.Context(), input("dev", dev, "terraform plan"))
 			if !errors.Is(err, policy.ErrEvaluation) {
@@ -288,32 +310,16 @@ deny := {"b"} if input.user.id != ""`,
 	}
 }
 
+// TestAllowsWithoutPolicies checks that no policies configured allows every
+// task without approval.
 func TestAllowsWithoutPolicies(t *testing.T) {
-	tests := []struct {
-		note string
-		dir  string
-	}{
-		{note: "no directory", dir: ""},
-		{note: "empty directory", dir: t.TempDir()},
-		{
-			note: "only tests and other files",
-			dir: writePolicies(t, map[string]string{
-				"x_test.rego": "package taskbot.task_test\n\ntest_x if true\n",
-				"README.md":   "policies go here\n",
-			}),
-		},
+	engine := mustLoad(t, "")
+	if !engine.Empty() {
+		t.Errorf("Load(\"\").Empty() = false, want true")
 	}
-	for _, tt := range tests {
-		t.Run(tt.note, func(t *testing.T) {
-			engine := mustLoad(t, tt.dir)
-			if !engine.Empty() {
-				t.Errorf("Load(%q).Empty() = false, want true", tt.dir)
-			}
-			got, err := engine.Evaluate(t.Context(), input("prod", production, "terraform destroy"))
-			if err != nil || !got.Allowed() || len(got.RequireApproval) > 0 {
-				t.Errorf("Evaluate = %+v, %v; want an allowing decision", got, err)
-			}
-		})
+	got, err := engine.Evaluate(t.Context(), input("prod", production, "terraform destroy"))
+	if err != nil || !got.Allowed() || len(got.RequireApproval) > 0 {
+		t.Errorf("Evaluate = %+v, %v; want an allowing decision", got, err)
 	}
 }
 

@@ -141,7 +141,7 @@ func TestParseProblems(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "empty", "\n")
 	writeFile(t, dir, "policies.rego", "package taskbot.task\n")
-	env := getenv(map[string]string{"SET": "set-value", "SHORT": "12345"})
+	env := getenv(map[string]string{"SET": "set-value", "SHORT": "12345", "SPACES": " \t   \t  "})
 
 	tests := []struct {
 		note string
@@ -279,8 +279,14 @@ func TestParseProblems(t *testing.T) {
 		{
 			note: "secret too short",
 			data: stack + "    secrets: {TOKEN: {env: SHORT}}\n",
-			want: []string{"stacks.dev.secrets.TOKEN (line 5): the secret is shorter than 6 characters: " +
-				"masking it would garble output, and it is too weak to be a secret"},
+			want: []string{"stacks.dev.secrets.TOKEN (line 5): the secret is shorter than 6 characters, " +
+				"white space aside: masking it would garble output, and it is too weak to be a secret"},
+		},
+		{
+			note: "secret of spaces",
+			data: stack + "    secrets: {TOKEN: {env: SPACES}}\n",
+			want: []string{"stacks.dev.secrets.TOKEN (line 5): the secret is shorter than 6 characters, " +
+				"white space aside: masking it would garble output, and it is too weak to be a secret"},
 		},
 		{
 			note: "bad policies, approval and prefix",

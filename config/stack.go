@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
+	"unicode"
 
 	"github.com/taskbot/taskbot"
 	"go.yaml.in/yaml/v3"
@@ -208,8 +208,9 @@ func (p *parser) secret(path string, n *yaml.Node) (taskbot.Secret, bool) {
 	case file != "":
 		value, ok = p.secretFromFile(path, n, file)
 	}
-	if ok && utf8.RuneCountInString(value.Reveal()) < MinSecretLength {
-		p.problem(path, n, "the secret is shorter than %d characters: masking it would garble output, and it is too weak to be a secret", MinSecretLength)
+	if ok && visibleLength(value.Reveal()) < MinSecretLength {
+		p.problem(path, n, "the secret is shorter than %d characters, white space aside: "+
+			"masking it would garble output, and it is too weak to be a secret", MinSecretLength)
 		return "", false
 	}
 	return value, ok
@@ -251,4 +252,16 @@ func (p *parser) secretFromFile(path string, n *yaml.Node, file string) (taskbot
 		return "", false
 	}
 	return taskbot.Secret(value), true
+}
+
+// visibleLength counts the characters of s that are not white space: a
+// secret of spaces would be masked in every indented line.
+func visibleLength(s string) int {
+	n := 0
+	for _, r := range s {
+		if !unicode.IsSpace(r) {
+			n++
+		}
+	}
+	return n
 }

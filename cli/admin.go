@@ -59,6 +59,9 @@ func auditCommand(stdio IO) *cobra.Command {
 		Short: "Print the latest audit events as JSON lines",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 {
+				return fmt.Errorf("--limit (-n): must be at least 1, not %d", n)
+			}
 			if url == "" {
 				url = stdio.Getenv("REDIS_URL")
 			}

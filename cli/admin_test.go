@@ -226,6 +226,10 @@ func TestAuditNeedsRedis(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "--redis-url (REDIS_URL): required") {
 		t.Errorf("audit without a URL = %v, want it to ask for --redis-url (REDIS_URL)", err)
 	}
+	_, err = run(t, nil, "audit", "-n", "-1")
+	if err == nil || !strings.HasPrefix(err.Error(), "--limit (-n): must be at least 1") {
+		t.Errorf("audit -n -1 = %v, want it refused", err)
+	}
 
 	_, err = run(t, nil, "audit", "--redis-url", "redis://:hunter2pw@127.0.0.1:1/0?max_retries=-1")
 	if err == nil {

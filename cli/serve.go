@@ -72,6 +72,9 @@ func (o *serveOptions) validate() error {
 	if o.workers < 1 {
 		errs = append(errs, errors.New("--workers: must be at least 1"))
 	}
+	if o.drainTimeout < 0 {
+		errs = append(errs, errors.New("--drain-timeout: must not be negative"))
+	}
 	if o.leaseTTL < time.Second {
 		errs = append(errs, errors.New("--lease-ttl: must be at least 1s"))
 	}

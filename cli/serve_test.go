@@ -66,6 +66,8 @@ func TestServeValidation(t *testing.T) {
 			"SLACK_API_URL": "http://127.0.0.1:1/api"}, []string{"--api-url", "http://127.0.0.1:1/api/"},
 			[]string{loadFail}, []string{"--api-url"}},
 		{"no workers", goodEnv, []string{"--workers", "0"}, []string{"--workers: must be at least 1"}, nil},
+		{"negative drain timeout", goodEnv, []string{"--drain-timeout", "-5s"},
+			[]string{"--drain-timeout: must not be negative"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

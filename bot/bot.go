@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -81,7 +82,7 @@ func New(c *Client, tasks Tasks, dedupe Deduper, lg logrus.FieldLogger, o Option
 
 // Run connects to Slack and handles events until ctx ends. Then it takes no
 // more work, gives running tasks DrainTimeout to finish, cancels the rest and
-// waits for them to clean up.
+// waits for them to clean up. No task output is sent after Run returns.
 func (b *Bot) Run(ctx context.Context) error {
 	user, err := b.client.authTest(ctx)
 	if err != nil {
@@ -99,6 +100,9 @@ func (b *Bot) Run(ctx context.Context) error {
 
 	err = b.receive(ctx, work, sm, connErr)
 	b.drain(cancelWork)
+	// Tasks close their output before they end; one that could not (its
+	// handler panicked) must not stream on after the bot.
+	b.client.outputs.shutdown()
 	return err
 }
 
@@ -242,14 +246,27 @@ func (b *Bot) slash(ctx context.Context, envelopeID string, sc slack.SlashComman
 func (b *Bot) handle(ctx context.Context, sc slack.SlashCommand) (task.Reply, error) {
 	text, err := DecodeText(sc.Text)
 	if err != nil {
-		return task.Reply{}, taskbot.Errorf(taskbot.EInvalid, "I could not read that command: %s.\n%s",
-			EscapeText(err.Error()), command.Usage(trimSlash(sc.Command)))
+		return task.Reply{}, undecodable(sc.Command, err)
 	}
-	cmd, err := command.Parse(sc.Command, text)
+	// Usage errors quote the text, so they must quote it masked; /task's
+	// command goes on as typed, for the task lifecycle to refuse a secret.
+	cmd, err := command.ParseMasked(sc.Command, text, b.client.masker.String)
 	if err != nil {
 		return task.Reply{}, err
 	}
 	return b.tasks.Handle(ctx, task.Request{User: sc.UserID, Channel: sc.ChannelID, Command: cmd})
+}
+
+// undecodable returns what the user of command name sees when its text
+// could not be decoded: what to fix, then the usage.
+func undecodable(name string, err error) error {
+	var derr *DecodeError
+	if !errors.As(err, &derr) {
+		return fmt.Errorf("decode slash command text: %w", err)
+	}
+	return taskbot.Errorf(taskbot.EInvalid,
+		"I could not read that command: it has %s. Type it again with that part as plain text.\n%s",
+		EscapeText(derr.Problem), command.Usage(trimSlash(name)))
 }
 
 // errorText is what the requester sees for err: the sentence meant for

@@ -98,23 +98,31 @@ func (f *fakeDeduper) Asked(key string) bool {
 
 // running is a Bot running against a fake Slack.
 type running struct {
-	srv  *fakeslack.Server
-	logs *logtest.Buffer
-	stop func() error // cancels Run's context and returns what Run returned
+	srv    *fakeslack.Server
+	client *Client
+	logs   *logtest.Buffer
+	stop   func() error // cancels Run's context and returns what Run returned
 }
 
 // runBot runs a Bot over tasks and dedupe until stop or the test's end,
 // and waits until it is connected.
 func runBot(t *testing.T, tasks Tasks, dedupe Deduper, o Options) *running {
 	t.Helper()
+	return runBotMasking(t, mask.New(), tasks, dedupe, o)
+}
+
+// runBotMasking is runBot with a client that masks m's secrets.
+func runBotMasking(t *testing.T, m *mask.Masker, tasks Tasks, dedupe Deduper, o Options) *running {
+	t.Helper()
 	srv := fakeslack.New(t, fakeslack.WithoutRateLimits(), fakeslack.WithRetryDelay(200*time.Millisecond))
 	lg, logs := newLogger()
-	b := New(newClient(t, srv, mask.New(), lg), tasks, dedupe, lg, o)
+	client := newClient(t, srv, m, lg)
+	b := New(client, tasks, dedupe, lg, o)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	r := &running{srv: srv, logs: logs, stop: sync.OnceValue(func() error {
+	r := &running{srv: srv, client: client, logs: logs, stop: sync.OnceValue(func() error {
 		cancel()
 		return <-done
 	})}
@@ -313,8 +321,9 @@ func TestSlashCommandNotHandled(t *testing.T) {
 		dedupe *fakeDeduper
 		want   []string // what the reply says; nil for no reply
 	}{
-		{"undecodable", "/task", "prod echo a < b", &fakeDeduper{},
-			[]string{"I could not read that command: '&lt;' without a closing '&gt;'", command.Usage("task")}},
+		{"undecodable", "/task", "prod echo a < b", &fakeDeduper{}, []string{
+			"I could not read that command: it has a '&lt;' without a closing '&gt;'. " +
+				"Type it again with that part as plain text.\n" + command.Usage("task")}},
 		{"unparsable", "/task", "--skip-init echo hi", &fakeDeduper{},
 			[]string{"name the stack first", command.Usage("task")}},
 		{"bad unlock", "/unlock", "prod now", &fakeDeduper{},
@@ -352,7 +361,54 @@ func TestSlashCommandNotHandled(t *testing.T) {
 					t.Errorf("reply %q lacks %q", replies[0].Text, w)
 				}
 			}
+			if strings.Contains(replies[0].Text, ErrUndecodable.Error()) {
+				t.Errorf("reply %q shows an internal error", replies[0].Text)
+			}
 		})
+	}
+}
+
+// TestUsageErrorsMasked checks that a command that does not parse and
+// holds a secret is refused without quoting it: quoted with %q and escaped,
+// the secret would be past a masker applied afterwards, and even masked the
+// quote would confirm a guessed secret.
+func TestUsageErrorsMasked(t *testing.T) {
+	const secret = `pa&ss"wd-1<23`
+	const want = "I could not read that command."
+	tests := []struct{ cmd, text string }{
+		{"/unlock", "dev " + secret},
+		{"/task", "dev --" + secret + " ls"},
+		{"/task", secret + " ls"},
+		{"/lock", secret + " reason"},
+	}
+	tasks := &fakeTasks{}
+	r := runBotMasking(t, mask.New(secret), tasks, &fakeDeduper{}, Options{})
+
+	for i, tt := range tests {
+		r.slash(t, tt.cmd, EscapeText(tt.text))
+		got := r.reply(t, i)
+		if !strings.Contains(got.Text, want) || strings.Contains(got.Text+got.Plain(), "wd-1") {
+			t.Errorf("reply to %s %s = %q, want %q and no part of the secret", tt.cmd, tt.text, got.Text, want)
+		}
+	}
+	if n := len(tasks.Requests()); n != 0 {
+		t.Errorf("Handle was called %d times, want none", n)
+	}
+}
+
+// TestSecretInCommandHandedOver checks that a /task command holding a
+// secret reaches the task lifecycle as typed: it refuses such commands by
+// comparing the command with its masked form.
+func TestSecretInCommandHandedOver(t *testing.T) {
+	const secret = `pa&ss"wd-1<23`
+	tasks := &fakeTasks{}
+	r := runBotMasking(t, mask.New(secret), tasks, &fakeDeduper{}, Options{})
+
+	r.slash(t, "/task", EscapeText("dev echo "+secret))
+	waitFor(t, r.srv, "the command to be handed over", func() bool { return len(tasks.Requests()) == 1 })
+
+	if got := tasks.Requests()[0].Command.Text; got != "echo "+secret {
+		t.Errorf("Handle got command %q, want %q", got, "echo "+secret)
 	}
 }
 
@@ -527,6 +583,31 @@ func TestRunCancelsAfterDrainTimeout(t *testing.T) {
 	}
 	if !strings.Contains(r.logs.String(), "drain timeout passed") {
 		t.Errorf("the log does not say the drain timed out:\n%s", r.logs)
+	}
+}
+
+// TestRunEndsOutputs checks that no task output is streamed after Run
+// returns, not even output that was never closed, and none opened later.
+func TestRunEndsOutputs(t *testing.T) {
+	r := runBot(t, &fakeTasks{}, &fakeDeduper{}, Options{})
+	tk := postTask(t, r.client)
+	out, err := r.client.OpenOutput(t.Context(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, out, "never closed\n")
+
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case <-out.(*threadOutput).done:
+	default:
+		t.Errorf("the output's loop still runs after Run returned")
+	}
+	if _, err := r.client.OpenOutput(t.Context(), tk); !errors.Is(err, errShutDown) {
+		t.Errorf("OpenOutput after Run returned = %v, want errShutDown", err)
 	}
 }
 

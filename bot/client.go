@@ -27,6 +27,10 @@ type Client struct {
 	log    logrus.FieldLogger
 	groups groupCache
 
+	// outputs runs the loops that stream task output; Bot.Run shuts them
+	// down when it returns.
+	outputs *outputLoops
+
 	// pace spreads the updates of task messages and their output over
 	// time: chat.update is limited per workspace, and every running task
 	// shares that limit.
@@ -75,6 +79,7 @@ func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Cli
 		masker:        masker,
 		log:           lg,
 		groups:        groupCache{ttl: ttl, entries: map[string]groupEntry{}},
+		outputs:       newOutputLoops(),
 		pace:          rate.NewLimiter(rate.Every(time.Second), 10),
 		FlushInterval: time.Second,
 		OutputHead:    DefaultOutputHead,

@@ -45,8 +45,61 @@ func (c *Client) OpenOutput(ctx context.Context, t taskbot.Task) (task.Output, e
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go o.loop(context.WithoutCancel(ctx), max(c.FlushInterval, 10*time.Millisecond))
+	every := max(c.FlushInterval, 10*time.Millisecond)
+	// The loop does not end with ctx, so that a cancelled task's last
+	// output is still sent: Close ends it, or the bot's shutdown.
+	stop, err := c.outputs.start(func(ctx context.Context) { o.loop(ctx, every) })
+	if err != nil {
+		return nil, fmt.Errorf("open output of task %s: %w", t.ID, err)
+	}
+	o.stop = stop
 	return o, nil
+}
+
+// errShutDown refuses output opened once the bot has shut down.
+var errShutDown = errors.New("the slack client has shut down")
+
+// outputLoops runs the loops of open outputs, so that none outlives the
+// bot: its shutdown ends those that were never closed and waits for all.
+type outputLoops struct {
+	life context.Context    // ends at shutdown
+	end  context.CancelFunc // ends life
+	wg   sync.WaitGroup     // loops running
+
+	// mu is held while start checks life and adds to wg, and while
+	// shutdown ends life: no loop starts once shutdown waits for wg.
+	mu sync.Mutex
+}
+
+func newOutputLoops() *outputLoops {
+	life, end := context.WithCancel(context.Background())
+	return &outputLoops{life: life, end: end}
+}
+
+// start runs loop in a goroutine until it returns; its context ends with
+// stop or at shutdown.
+func (l *outputLoops) start(loop func(context.Context)) (stop context.CancelFunc, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.life.Err() != nil {
+		return nil, errShutDown
+	}
+	ctx, stop := context.WithCancel(l.life)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer stop()
+		loop(ctx)
+	}()
+	return stop, nil
+}
+
+// shutdown ends every loop still running, and waits for them.
+func (l *outputLoops) shutdown() {
+	l.mu.Lock()
+	l.end()
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // threadOutput streams one task's output into its thread. Writers append to
@@ -57,7 +110,8 @@ type threadOutput struct {
 	channel, thread string
 	closing         chan struct{} // closed by Close
 	closeOnce       sync.Once
-	done            chan struct{} // closed by loop when everything was sent
+	stop            context.CancelFunc // ends the loop's context
+	done            chan struct{}      // closed by loop when it returns
 
 	mu      sync.Mutex
 	head    int    // bytes still to stream live; guarded by mu
@@ -89,13 +143,17 @@ func (o *threadOutput) Write(p []byte) (int, error) {
 }
 
 // Close implements task.Output: it sends what is pending and waits until it
-// was sent, or ctx ends.
+// was sent, or ctx ends. Either way the loop has ended when Close returns.
 func (o *threadOutput) Close(ctx context.Context) error {
 	o.closeOnce.Do(func() { close(o.closing) })
 	select {
 	case <-o.done:
 		return o.err
 	case <-ctx.Done():
+		// Nobody waits for the last output any more: stop trying to send
+		// it, and stop taking the pace's tokens from other tasks.
+		o.stop()
+		<-o.done
 		return fmt.Errorf("sending the last output: %w", ctx.Err())
 	}
 }
@@ -109,6 +167,9 @@ func (o *threadOutput) loop(ctx context.Context, every time.Duration) {
 		case <-o.closing:
 			o.flush(ctx, true)
 			return
+		case <-ctx.Done(): // the bot shut down before Close, or Close gave up at once
+			o.c.log.WithField("channel", o.channel).Warn("task output stopped before its final flush")
+			return
 		case <-tick.C:
 			o.flush(ctx, false)
 		}
@@ -118,8 +179,7 @@ func (o *threadOutput) loop(ctx context.Context, every time.Duration) {
 // flush sends the pending output; the final flush adds the tail. Output
 // that could not be sent stays in cur and goes with the next flush, so a
 // slow or briefly unreachable Slack delays output but loses none; the final
-// flush keeps trying until ctx ends. An error Slack answered with (the
-// thread was deleted, say) will not go away, so it ends the streaming.
+// flush keeps trying until ctx ends, when Close gives up waiting for it.
 func (o *threadOutput) flush(ctx context.Context, final bool) {
 	if text := o.take(final); text != "" && !o.refused {
 		o.cur += text
@@ -129,13 +189,7 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 		head, rest := splitOutput(o.cur, maxOutputMessage)
 		if err := o.send(ctx, head); err != nil {
 			o.err = err
-			if refusedBySlack(err) {
-				o.c.log.WithError(err).WithField("channel", o.channel).Error("sending task output failed; giving up")
-				o.refused, o.dirty = true, false
-				return
-			}
-			o.c.log.WithError(err).WithField("channel", o.channel).Warn("sending task output failed; trying again")
-			if !final || !sleep(ctx, time.Second) {
+			if !o.retry(ctx, err, final) {
 				return
 			}
 			continue
@@ -147,6 +201,24 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 		}
 		o.cur, o.curTS = rest, "" // the message is full: go on in a new one
 	}
+}
+
+// retry handles a failed send and reports whether to send again at once:
+// only in the final flush, after a pause. An error Slack answered with (the
+// thread was deleted, say) will not go away, so it ends the streaming; once
+// ctx ended, whoever ended it says why.
+func (o *threadOutput) retry(ctx context.Context, err error, final bool) bool {
+	lg := o.c.log.WithError(err).WithField("channel", o.channel)
+	switch {
+	case refusedBySlack(err):
+		lg.Error("sending task output failed; giving up")
+		o.refused, o.dirty = true, false
+		return false
+	case ctx.Err() != nil:
+		return false
+	}
+	lg.Warn("sending task output failed; trying again")
+	return final && sleep(ctx, time.Second)
 }
 
 // transientSlackErrors are the errors Slack answers with when the fault is

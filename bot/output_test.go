@@ -1,7 +1,10 @@
 package bot
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -226,6 +229,37 @@ func TestOutputSlackUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "trying again") {
 		t.Errorf("the failed sends were not logged; log:\n%s", logs)
+	}
+}
+
+// TestOutputCloseStopsTheLoop checks that when Close gives up on a Slack
+// that does not answer, the output stops trying too: its loop has ended
+// by the time Close returns.
+func TestOutputCloseStopsTheLoop(t *testing.T) {
+	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())
+	var failing atomic.Int32
+	proxy := failingProxy(t, srv, &failing)
+	lg, _ := newLogger()
+	c := NewClient(ClientOptions{BotToken: fakeslack.BotToken, AppToken: fakeslack.AppToken,
+		APIURL: proxy.URL + "/api/"}, mask.New(), lg)
+	c.FlushInterval = time.Hour // only Close flushes
+	out, err := c.OpenOutput(t.Context(), postTask(t, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	failing.Store(math.MaxInt32)
+	write(t, out, "never sent\n")
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := out.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close = %v, want context.DeadlineExceeded", err)
+	}
+
+	select {
+	case <-out.(*threadOutput).done:
+	default:
+		t.Errorf("the output's loop still runs after Close returned")
 	}
 }
 

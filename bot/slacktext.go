@@ -2,13 +2,24 @@ package bot
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 )
 
 // ErrUndecodable is wrapped by DecodeText's errors: the text is not
 // something Slack sends, so what the user typed cannot be recovered.
 var ErrUndecodable = errors.New("undecodable slash command text")
+
+// DecodeError is the error DecodeText returns. It wraps [ErrUndecodable].
+type DecodeError struct {
+	// Problem says what could not be read, in words fit to show the user
+	// ("a '<' without a closing '>'"). It quotes none of the text, which
+	// may hold a secret.
+	Problem string
+}
+
+func (e *DecodeError) Error() string { return e.Problem + ": " + ErrUndecodable.Error() }
+
+func (e *DecodeError) Unwrap() error { return ErrUndecodable }
 
 var (
 	// unescaper decodes the three entities Slack escapes, once: "&amp;lt;"
@@ -22,6 +33,7 @@ var (
 // replaces markup in <…> with its label, or with what the user saw: a
 // link's URL, "@U123" for a user without a name, "#C123" for a channel.
 // Decode exactly once; decoding twice would turn a typed "&lt;" into "<".
+// Its errors are *[DecodeError].
 func DecodeText(s string) (string, error) {
 	var b strings.Builder
 	for s != "" {
@@ -32,14 +44,14 @@ func DecodeText(s string) (string, error) {
 			break
 		}
 		if s[open] == '>' {
-			return "", fmt.Errorf("'>' without an opening '<': %w", ErrUndecodable)
+			return "", &DecodeError{Problem: "a '>' without an opening '<'"}
 		}
 		b.WriteString(unescaper.Replace(s[:open]))
 		s = s[open+1:]
 
 		end := strings.IndexAny(s, "<>")
 		if end < 0 || s[end] == '<' {
-			return "", fmt.Errorf("'<' without a closing '>': %w", ErrUndecodable)
+			return "", &DecodeError{Problem: "a '<' without a closing '>'"}
 		}
 		text, err := decodeMarkup(s[:end])
 		if err != nil {
@@ -55,7 +67,7 @@ func DecodeText(s string) (string, error) {
 // '<' and '>': a target, then optionally '|' and a label.
 func decodeMarkup(m string) (string, error) {
 	if m == "" {
-		return "", fmt.Errorf("empty <>: %w", ErrUndecodable)
+		return "", &DecodeError{Problem: "an empty '<>'"}
 	}
 	target, label, _ := strings.Cut(m, "|")
 	target, label = unescaper.Replace(target), unescaper.Replace(label)
@@ -87,7 +99,7 @@ func decodeSpecial(name, label string) (string, error) {
 	case strings.HasPrefix(name, "subteam^"):
 		return "@" + strings.TrimPrefix(name, "subteam^"), nil
 	}
-	return "", fmt.Errorf("<!%s> has no label to show: %w", name, ErrUndecodable)
+	return "", &DecodeError{Problem: "a special mention ('<!…>') without a label to show"}
 }
 
 // EscapeText escapes text we post to Slack: &, < and > become entities, so

@@ -80,17 +80,17 @@ func TestDecodeText(t *testing.T) {
 
 func TestDecodeTextErrorSaysWhat(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"a < b", "'<' without a closing '>'"},
-		{"a > b", "'>' without an opening '<'"},
-		{"<a <b>", "'<' without a closing '>'"},
-		{"x <> y", "empty <>"},
-		{"<!date^1^{date}>", "<!date^1^{date}> has no label to show"},
+		{"a < b", "a '<' without a closing '>'"},
+		{"a > b", "a '>' without an opening '<'"},
+		{"<a <b>", "a '<' without a closing '>'"},
+		{"x <> y", "an empty '<>'"},
+		{"<!date^1^{date}>", "a special mention ('<!…>') without a label to show"},
 	}
 	for _, tt := range tests {
 		_, err := DecodeText(tt.in)
-		want := tt.want + ": " + ErrUndecodable.Error()
-		if err == nil || err.Error() != want {
-			t.Errorf("DecodeText(%q) error = %v, want %q", tt.in, err, want)
+		var derr *DecodeError
+		if !errors.As(err, &derr) || derr.Problem != tt.want {
+			t.Errorf("DecodeText(%q) error = %v, want a *DecodeError with Problem %q", tt.in, err, tt.want)
 		}
 	}
 }

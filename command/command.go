@@ -53,6 +53,28 @@ func Parse(name, text string) (Command, error) {
 	return Command{}, usageError("", "I don't know the command %s.", name)
 }
 
+// ParseMasked is [Parse] for text that may hold secrets, such as what a user
+// typed. When text holding a secret does not parse, its error quotes
+// nothing: once a word is quoted with %q and escaped, a secret in it is past
+// recognising, and even a masked quote would confirm a guess. The command
+// itself holds the text as typed, so that the task lifecycle can refuse one
+// that holds a secret.
+func ParseMasked(name, text string, mask func(string) string) (Command, error) {
+	cmd, err := Parse(name, text)
+	if err == nil {
+		return cmd, nil
+	}
+	// Masked before Normalize too, which could change a typed secret
+	// ("—" becomes "--") before the masker sees it.
+	masked := mask(Normalize(mask(text)))
+	if masked == Normalize(text) {
+		return Command{}, err
+	}
+	// The text held a secret's value. Quoting it, even masked, would tell
+	// anyone who guessed a secret that they guessed right.
+	return Command{}, usageError(name, "I could not read that command.")
+}
+
 // parseTask parses "<stack> [--skip-init] [--] <command…>".
 func parseTask(text string) (Command, error) {
 	cmd := Command{Name: "task"}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/taskbot/taskbot"
+	"github.com/taskbot/taskbot/mask"
 )
 
 // result is what Parse returned, in a form cmp can compare: the first line
@@ -20,8 +21,19 @@ type result struct {
 
 func parse(tb testing.TB, name, text string) result {
 	tb.Helper()
-
 	cmd, err := Parse(name, text)
+	return resultOf(tb, name, text, cmd, err)
+}
+
+// parseMasked is parse through ParseMasked, masking m's secrets.
+func parseMasked(tb testing.TB, m *mask.Masker, name, text string) result {
+	tb.Helper()
+	cmd, err := ParseMasked(name, text, m.String)
+	return resultOf(tb, name, text, cmd, err)
+}
+
+func resultOf(tb testing.TB, name, text string, cmd Command, err error) result {
+	tb.Helper()
 	if err == nil {
 		return result{Cmd: cmd}
 	}
@@ -129,6 +141,36 @@ func TestParse(t *testing.T) {
 		got := parse(t, tt.name, tt.text)
 		if diff := cmp.Diff(got, tt.want); diff != "" {
 			t.Errorf("Parse(%q, %q) mismatch (-got +want):\n%s", tt.name, tt.text, diff)
+		}
+	}
+}
+
+// TestParseMasked checks that errors quote the text with its secrets
+// masked, though quoting and escaping would hide a secret from the masker,
+// and that a command that parses holds the text as typed.
+func TestParseMasked(t *testing.T) {
+	const secret = `pa&ss"wd-1<23`
+	m := mask.New(secret, "--secret-option", "key—abc123")
+	fail := func(sentence string) result { return result{Err: sentence} }
+
+	tests := []struct {
+		name, text string
+		want       result
+	}{
+		{"/unlock", "dev " + secret, fail("I could not read that command.")},
+		{"/unlock", "dev pa&ss“wd-1<23", fail("I could not read that command.")},
+		{"/unlock", "dev key—abc123", fail("I could not read that command.")},
+		{"/task", "dev --" + secret + " x", fail("I could not read that command.")},
+		{"/task", secret + " ls", fail("I could not read that command.")},
+		{"/lock", "dev" + secret, fail("I could not read that command.")},
+		{"/task", "dev --secret-option", fail("I could not read that command.")},
+		{"/unlock", "dev extra", fail(`/unlock takes only a stack name, not "extra": /unlock dev`)},
+		{"/task", "dev echo " + secret, result{Cmd: Command{Name: "task", Stack: "dev", Text: "echo " + secret}}},
+	}
+	for _, tt := range tests {
+		got := parseMasked(t, m, tt.name, tt.text)
+		if diff := cmp.Diff(got, tt.want); diff != "" {
+			t.Errorf("ParseMasked(%q, %q) mismatch (-got +want):\n%s", tt.name, tt.text, diff)
 		}
 	}
 }

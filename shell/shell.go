@@ -121,7 +121,9 @@ func (s *Shell) setUser(id string) {
 // command runs one slash command and prints the reply, as Slack would show
 // it to the requester.
 func (s *Shell) command(ctx context.Context, user, name, text string) {
-	cmd, err := command.Parse(name, text)
+	// Usage errors quote the text, so they must quote it masked: print
+	// masks too, but not a secret quoted with %q.
+	cmd, err := command.ParseMasked(name, text, s.chat.masker.String)
 	var reply task.Reply
 	if err == nil {
 		reply, err = s.tasks.Handle(ctx, task.Request{User: user, Channel: Channel, Command: cmd})

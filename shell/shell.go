@@ -10,6 +10,7 @@ package shell
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -45,25 +46,91 @@ func New(chat *Chat, tasks Tasks, user string, lg logrus.FieldLogger) *Shell {
 	return &Shell{chat: chat, tasks: tasks, user: user, log: lg}
 }
 
+// maxLine is the longest input line the shell reads; the rest of a longer
+// one is skipped. Commands are far shorter (task.MaxCommandLength).
+const maxLine = 64 * 1024
+
+// errInterrupted ends a shell whose context was cancelled (Ctrl-C).
+var errInterrupted = errors.New("interrupted")
+
 // Run reads one command per line until in ends or ctx is cancelled, then
-// waits for the tasks still running.
+// waits for the tasks still running; cancelling ctx cancels them too.
 func (s *Shell) Run(ctx context.Context, in io.Reader) error {
 	var running sync.WaitGroup
 	defer running.Wait()
 
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() && ctx.Err() == nil {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	// Reading blocks, and a terminal read cannot be interrupted: a reader
+	// goroutine hands lines over, so that Ctrl-C is seen at once. It may
+	// stay blocked in its read until the process exits.
+	lines := make(chan inputLine)
+	readErr := make(chan error, 1)
+	go func() { readErr <- readLines(ctx, in, lines) }()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return errInterrupted
+		case l, ok := <-lines:
+			if !ok {
+				return <-readErr
+			}
+			s.input(ctx, l, &running)
 		}
-		s.line(ctx, line, &running)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read input: %w", err)
+}
+
+// inputLine is one line of input, trimmed; tooLong reports that it was
+// longer than maxLine and was not kept.
+type inputLine struct {
+	text    string
+	tooLong bool
+}
+
+// input handles one line of input.
+func (s *Shell) input(ctx context.Context, l inputLine, running *sync.WaitGroup) {
+	switch {
+	case l.tooLong:
+		s.chat.print("", fmt.Sprintf("That line is longer than %d KiB, so it was skipped. "+
+			"Commands take at most %d characters.", maxLine/1024, task.MaxCommandLength))
+	case l.text == "" || strings.HasPrefix(l.text, "#"):
+	default:
+		s.line(ctx, l.text, running)
 	}
-	return nil
+}
+
+// readLines sends the lines of in until in ends or ctx is cancelled, then
+// closes lines.
+func readLines(ctx context.Context, in io.Reader, lines chan<- inputLine) error {
+	defer close(lines)
+	r := bufio.NewReaderSize(in, maxLine)
+	for {
+		l, err := readLine(r)
+		if l.text != "" || l.tooLong {
+			select {
+			case lines <- l:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read input: %w", err)
+		}
+	}
+}
+
+// readLine reads one line, skipping the rest of a line longer than maxLine.
+func readLine(r *bufio.Reader) (inputLine, error) {
+	line, err := r.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return inputLine{text: strings.TrimSpace(string(line))}, err
+	}
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = r.ReadSlice('\n')
+	}
+	return inputLine{tooLong: true}, err
 }
 
 // line handles one input line. A task, or a reaction that may start one,

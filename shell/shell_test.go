@@ -2,6 +2,8 @@ package shell
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -50,5 +52,45 @@ func TestUsageErrorsMasked(t *testing.T) {
 	}
 	if strings.Contains(got, "wd-1") {
 		t.Errorf("shell output shows part of the secret:\n%s", got)
+	}
+}
+
+// TestLongLineSkipped checks that a line too long to read is answered and
+// skipped, and the shell reads on.
+func TestLongLineSkipped(t *testing.T) {
+	out := &logtest.Buffer{}
+	sh := New(NewChat(out, mask.New()), unreachedTasks{t}, "U0ALICE", logrus.New())
+
+	in := "/task dev echo " + strings.Repeat("z", 2*maxLine) + "\n/user U0BOB\n"
+	if err := sh.Run(t.Context(), strings.NewReader(in)); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	got := out.String()
+	for _, want := range []string{"That line is longer than 64 KiB, so it was skipped", "you are now @U0BOB"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("shell output lacks %q; got:\n%s", want, got)
+		}
+	}
+}
+
+// TestInterrupt checks that cancelling the shell's context ends Run while
+// its input is still open, as Ctrl-C in a terminal does.
+func TestInterrupt(t *testing.T) {
+	out := &logtest.Buffer{}
+	sh := New(NewChat(out, mask.New()), unreachedTasks{t}, "U0ALICE", logrus.New())
+	in, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx, in) }()
+	if _, err := io.WriteString(w, "/user U0BOB\n"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+
+	if err := <-done; !errors.Is(err, errInterrupted) {
+		t.Errorf("Run after cancel = %v, want %v", err, errInterrupted)
 	}
 }

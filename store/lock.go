@@ -157,8 +157,22 @@ func (s *Store) ReleaseLease(ctx context.Context, l taskbot.Lease) error {
 // *[taskbot.LockedError]. A running task's lease does not stop Lock: the lock
 // applies to the tasks that start after it.
 func (s *Store) Lock(ctx context.Context, stack, user, reason string) (taskbot.Lock, error) {
+	return s.lock(ctx, stack, user, reason, now())
+}
+
+// RestoreLock puts back l, a manual lock that [Store.Unlock] removed, as it
+// was, since included. If another user has locked the stack meanwhile, it
+// returns a *[taskbot.LockedError]; if l's user has, that lock stays, with
+// l's reason.
+func (s *Store) RestoreLock(ctx context.Context, l taskbot.Lock) error {
+	_, err := s.lock(ctx, l.Stack, l.User, l.Reason, l.Since)
+	return err
+}
+
+// lock runs lockScript; since is when the lock counts as taken if it is new.
+func (s *Store) lock(ctx context.Context, stack, user, reason string, since time.Time) (taskbot.Lock, error) {
 	keys := []string{s.key("lock", stack), s.key("stacks")}
-	reply, err := lockScript.Run(ctx, s.rdb, keys, user, reason, formatTime(now()), stack).Result()
+	reply, err := lockScript.Run(ctx, s.rdb, keys, user, reason, formatTime(since), stack).Result()
 	if err != nil {
 		return taskbot.Lock{}, fmt.Errorf("lock %q: %w", stack, err)
 	}

@@ -202,3 +202,38 @@ func TestLocks(t *testing.T) {
 		}
 	})
 }
+
+func TestRestoreLock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e env) {
+		s, ctx := e.store, t.Context()
+		if _, err := s.Lock(ctx, "prod", "UA", "migrating"); err != nil {
+			t.Fatalf("Lock: %v", err)
+		}
+		removed, err := s.Unlock(ctx, "prod", "UA")
+		if err != nil {
+			t.Fatalf("Unlock: %v", err)
+		}
+
+		if err := s.RestoreLock(ctx, removed); err != nil {
+			t.Fatalf("RestoreLock: %v", err)
+		}
+		if got, err := s.LockOf(ctx, "prod"); err != nil || !cmp.Equal(got, &removed) {
+			t.Errorf("LockOf after RestoreLock = %+v, %v; want %+v (the same Since)", got, err, removed)
+		}
+
+		// Once another user holds the stack, the old lock stays gone.
+		if _, err := s.Unlock(ctx, "prod", "UA"); err != nil {
+			t.Fatalf("Unlock: %v", err)
+		}
+		taken, err := s.Lock(ctx, "prod", "UB", "mine")
+		if err != nil {
+			t.Fatalf("Lock by UB: %v", err)
+		}
+		if diff := cmp.Diff(lockedBy(t, s.RestoreLock(ctx, removed)), taken); diff != "" {
+			t.Errorf("RestoreLock over UB's lock: lock mismatch (-got +want):\n%s", diff)
+		}
+		if got, err := s.LockOf(ctx, "prod"); err != nil || !cmp.Equal(got, &taken) {
+			t.Errorf("LockOf after RestoreLock over UB's lock = %+v, %v; want %+v", got, err, taken)
+		}
+	})
+}

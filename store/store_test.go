@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,6 +190,65 @@ func TestTransitionTaskOnce(t *testing.T) {
 	})
 }
 
+// TestTransitionIndexesRunning moves a task to running over a connection
+// that drops just after: the task must be listed as running at once, or the
+// reaper would never fail it once its replica was gone.
+func TestTransitionIndexesRunning(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e env) {
+		task := &taskbot.Task{Stack: "prod", User: "U1", Channel: "C1", State: taskbot.StatePending}
+		if err := e.store.CreateTask(t.Context(), task); err != nil {
+			t.Fatalf("CreateTask: %v", err)
+		}
+		dropping := redis.NewClient(e.rdb.(*redis.Client).Options())
+		t.Cleanup(func() { _ = dropping.Close() })
+		dropping.AddHook(&dropAfterScript{})
+
+		// What it returns depends on where the connection dropped; what
+		// the server holds is what counts.
+		_, _ = store.New(dropping, "").TransitionTask(t.Context(), task.ID,
+			taskbot.StatePending, taskbot.StateRunning)
+
+		got, err := e.store.Task(t.Context(), task.ID)
+		if err != nil {
+			t.Fatalf("Task: %v", err)
+		}
+		ids, err := e.store.RunningTasks(t.Context())
+		if err != nil {
+			t.Fatalf("RunningTasks: %v", err)
+		}
+		if got.State != taskbot.StateRunning || !slices.Contains(ids, task.ID) {
+			t.Errorf("task state = %s, RunningTasks() = %v; want running and listed", got.State, ids)
+		}
+	})
+}
+
+// dropAfterScript drops a connection once a script has run: every later
+// command sent on its own fails without reaching the server.
+type dropAfterScript struct {
+	ran atomic.Bool
+}
+
+var errDropped = errors.New("connection dropped")
+
+func (h *dropAfterScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *dropAfterScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *dropAfterScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.ran.Load() {
+			return errDropped
+		}
+		err := next(ctx, cmd)
+		if err == nil && strings.HasPrefix(cmd.Name(), "eval") {
+			h.ran.Store(true)
+		}
+		return err
+	}
+}
+
 // raceTransition has n callers move the task from awaiting approval to
 // running at once, and counts the calls that won and those that failed.
 func raceTransition(t *testing.T, s *store.Store, id string, n int) (won, failed int32) {
@@ -235,11 +296,14 @@ func TestFinishTask(t *testing.T) {
 func TestAddApproval(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e env) {
 		for _, st := range []struct {
-			user string
-			want int
-		}{{"U3", 1}, {"U1", 2}, {"U3", 2}} {
-			if got, err := e.store.AddApproval(t.Context(), "1", st.user); err != nil || got != st.want {
-				t.Errorf("AddApproval(%q) = %d, %v; want %d, nil", st.user, got, err, st.want)
+			user      string
+			want      int
+			wantAdded bool
+		}{{"U3", 1, true}, {"U1", 2, true}, {"U3", 2, false}} {
+			got, added, err := e.store.AddApproval(t.Context(), "1", st.user)
+			if err != nil || got != st.want || added != st.wantAdded {
+				t.Errorf("AddApproval(%q) = %d, %v, %v; want %d, %v, nil",
+					st.user, got, added, err, st.want, st.wantAdded)
 			}
 		}
 
@@ -249,6 +313,17 @@ func TestAddApproval(t *testing.T) {
 		}
 		if diff := cmp.Diff(got, []string{"U1", "U3"}); diff != "" {
 			t.Errorf("Approvals mismatch (-got +want):\n%s", diff)
+		}
+
+		if err := e.store.RemoveApproval(t.Context(), "1", "U3"); err != nil {
+			t.Fatalf("RemoveApproval: %v", err)
+		}
+		got, err = e.store.Approvals(t.Context(), "1")
+		if err != nil {
+			t.Fatalf("Approvals: %v", err)
+		}
+		if diff := cmp.Diff(got, []string{"U1"}); diff != "" {
+			t.Errorf("Approvals after RemoveApproval mismatch (-got +want):\n%s", diff)
 		}
 	})
 }
@@ -266,10 +341,11 @@ func TestPrefix(t *testing.T) {
 			}
 			task := newTask(t, s, "prod", "U1")
 			calls := []error{
+				second(s.TransitionTask(ctx, task.ID, taskbot.StateAwaitingApproval, taskbot.StateRunning)),
 				s.SetTaskMessage(ctx, task.ID, "1.1"),
 				s.FinishTask(ctx, task.ID, taskbot.StateFinished, 0, ""),
 				second(s.FirstDelivery(ctx, "ev", longTTL)),
-				second(s.AddApproval(ctx, task.ID, "U2")),
+				third(s.AddApproval(ctx, task.ID, "U2")),
 				second(s.AcquireLease(ctx, "prod", task.ID, "U1", longTTL)),
 				second(s.Lock(ctx, "dev", "U1", "")),
 				second(s.Append(ctx, taskbot.Event{Type: taskbot.EventStarted})),
@@ -296,6 +372,9 @@ func TestPrefix(t *testing.T) {
 
 // second returns the error of a call that also returns a value.
 func second[T any](_ T, err error) error { return err }
+
+// third returns the error of a call that also returns two values.
+func third[T, U any](_ T, _ U, err error) error { return err }
 
 func TestOpen(t *testing.T) {
 	s, err := store.Open(t.Context(), redistest.URL(t), "")

@@ -12,9 +12,11 @@ import (
 	"github.com/taskbot/taskbot"
 )
 
-// transitionScript sets a task's state only if it still is the expected one.
-// It must be atomic: replicas handling the same button click race to move a
-// task out of awaiting_approval, and exactly one of them may win.
+// transitionScript sets a task's state only if it still is the expected one,
+// and adds ARGV[4], unless empty, to the running index. It must be atomic:
+// replicas handling the same button click race to move a task out of
+// awaiting_approval, and exactly one of them may win; and a task marked
+// running but not indexed would never be reaped if its replica crashed.
 // It returns 1 when it moved the task, 0 when the state differed, -1 when
 // there is no such task.
 var transitionScript = redis.NewScript(`
@@ -22,6 +24,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if state ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated', ARGV[3])
+if ARGV[4] ~= '' then redis.call('SADD', KEYS[2], ARGV[4]) end
 return 1
 `)
 
@@ -121,21 +124,21 @@ func (s *Store) TaskIDByMessage(ctx context.Context, channel, ts string) (string
 
 // TransitionTask moves the task from state from to state to, and reports
 // whether it did: false means the task was no longer in state from. Of
-// concurrent callers with the same from, at most one gets true.
+// concurrent callers with the same from, at most one gets true. A task moved
+// to running is listed by [Store.RunningTasks] in the same step.
 func (s *Store) TransitionTask(ctx context.Context, id string, from, to taskbot.State) (bool, error) {
-	keys := []string{s.key("task", id)}
+	keys := []string{s.key("task", id), s.key("running")}
+	index := ""
+	if to == taskbot.StateRunning {
+		index = id
+	}
 	updated := formatTime(now())
-	res, err := transitionScript.Run(ctx, s.rdb, keys, string(from), string(to), updated).Int()
+	res, err := transitionScript.Run(ctx, s.rdb, keys, string(from), string(to), updated, index).Int()
 	if err != nil {
 		return false, fmt.Errorf("transition task %s to %s: %w", id, to, err)
 	}
 	if res < 0 {
 		return false, fmt.Errorf("transition task %s to %s: %w", id, to, taskbot.ErrNotFound)
-	}
-	if res == 1 && to == taskbot.StateRunning {
-		if err := s.rdb.SAdd(ctx, s.key("running"), id).Err(); err != nil {
-			return true, fmt.Errorf("index running task %s: %w", id, err)
-		}
 	}
 	return res == 1, nil
 }
@@ -172,22 +175,32 @@ func (s *Store) FinishTask(ctx context.Context, id string, state taskbot.State, 
 	return nil
 }
 
-// AddApproval records that user approved the task and returns how many
-// distinct users have approved it.
-func (s *Store) AddApproval(ctx context.Context, id, user string) (int, error) {
-	var count *redis.IntCmd
+// AddApproval records that user approved the task. It returns how many
+// distinct users have approved it, and whether user's approval is new rather
+// than one recorded before.
+func (s *Store) AddApproval(ctx context.Context, id, user string) (int, bool, error) {
+	var added, count *redis.IntCmd
 	key := s.key("approvals", id)
 
 	// MULTI makes the count include exactly the approvals up to this one.
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, key, user)
+		added = p.SAdd(ctx, key, user)
 		count = p.SCard(ctx, key)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("add approval of task %s: %w", id, err)
+		return 0, false, fmt.Errorf("add approval of task %s: %w", id, err)
 	}
-	return int(count.Val()), nil
+	return int(count.Val()), added.Val() == 1, nil
+}
+
+// RemoveApproval takes back user's approval of the task, e.g. one that
+// could not be audited.
+func (s *Store) RemoveApproval(ctx context.Context, id, user string) error {
+	if err := s.rdb.SRem(ctx, s.key("approvals", id), user).Err(); err != nil {
+		return fmt.Errorf("remove approval of task %s: %w", id, err)
+	}
+	return nil
 }
 
 // Approvals returns the user IDs that approved the task, sorted.

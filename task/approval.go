@@ -96,12 +96,8 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 		return s.ignoreApproval(ctx, t, user, reason)
 	}
 
-	n, err := s.Store.AddApproval(ctx, t.ID, user)
+	n, err := s.countApproval(ctx, t, user)
 	if err != nil {
-		return fmt.Errorf("add approval: %w", err)
-	}
-	if err := s.audit(ctx, t, user, taskbot.EventApprovalCounted, "approver", user,
-		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {
 		return err
 	}
 	if n < approvalsNeeded {
@@ -121,6 +117,35 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	}
 	v := View{Emoji: s.Emoji, Approvers: approvers}
 	return s.startApproved(ctx, st, t, &v)
+}
+
+// countApproval records user's approval and audits it, and returns how many
+// approvals the task has. An approval that cannot be audited is taken back:
+// it must not start the task. One recorded and audited before stays.
+func (s *Service) countApproval(ctx context.Context, t *taskbot.Task, user string) (int, error) {
+	n, added, err := s.Store.AddApproval(ctx, t.ID, user)
+	if err != nil {
+		return 0, fmt.Errorf("add approval: %w", err)
+	}
+	if err := s.audit(ctx, t, user, taskbot.EventApprovalCounted, "approver", user,
+		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {
+		if added {
+			err = errors.Join(err, s.withdrawApproval(ctx, t, user))
+		}
+		return 0, err
+	}
+	return n, nil
+}
+
+// withdrawApproval takes back an approval, with a fresh context so that a
+// cancelled request still does.
+func (s *Service) withdrawApproval(ctx context.Context, t *taskbot.Task, user string) error {
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	if err := s.Store.RemoveApproval(fresh, t.ID, user); err != nil {
+		return fmt.Errorf("withdraw approval: %w", err)
+	}
+	return nil
 }
 
 // ignoreApproval audits an approval that did not count and tells its giver

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -315,5 +316,48 @@ func TestReactStackBusy(t *testing.T) {
 	}
 	if jobs := e.runner.ran(); len(jobs) != 1 || jobs[0].TaskID != "2" {
 		t.Errorf("runner ran %+v, want only task 2", jobs)
+	}
+}
+
+// An approval that cannot be audited does not count; one that counted
+// before, and was audited then, still does.
+func TestApprovalAuditFailure(t *testing.T) {
+	tests := []struct {
+		name          string
+		earlier       bool // bob's approval was recorded before
+		wantApprovers []string
+	}{
+		{name: "new approval is withdrawn"},
+		{name: "earlier approval stays", earlier: true, wantApprovers: []string{bob}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := requestApproval(t, e)
+			if tt.earlier {
+				if _, _, err := e.store.AddApproval(t.Context(), "1", bob); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.store.failAppend(taskbot.EventApprovalCounted, errAudit)
+
+			if err := e.svc.React(t.Context(), r); !errors.Is(err, errAudit) {
+				t.Errorf("React error = %v, want it to wrap %v", err, errAudit)
+			}
+
+			approvers, err := e.store.Approvals(t.Context(), "1")
+			if err != nil {
+				t.Fatalf("Approvals: %v", err)
+			}
+			if diff := cmp.Diff(approvers, tt.wantApprovers, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("approvals mismatch (-got +want):\n%s", diff)
+			}
+			if jobs := e.runner.ran(); len(jobs) != 0 {
+				t.Errorf("runner ran %+v, want nothing", jobs)
+			}
+			if got := e.store.task(t, "1").State; got != taskbot.StateAwaitingApproval {
+				t.Errorf("task state = %s, want %s", got, taskbot.StateAwaitingApproval)
+			}
+		})
 	}
 }

@@ -56,8 +56,9 @@ const (
 
 // The failures tests inject.
 var (
-	errDirectory = errors.New("usergroups.users.list: ratelimited") // of the directory
-	errAudit     = errors.New("XADD: OOM command not allowed")      // of the audit log
+	errDirectory = errors.New("usergroups.users.list: ratelimited")  // of the directory
+	errAudit     = errors.New("XADD: OOM command not allowed")       // of the audit log
+	errChat      = errors.New("chat.postMessage: channel_not_found") // of posting a message
 )
 
 func testStacks() map[string]*taskbot.Stack {
@@ -219,6 +220,18 @@ func waitUntil(tb testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// logLine returns the first line logged with the message msg, or fails.
+func (e *env) logLine(tb testing.TB, msg string) string {
+	tb.Helper()
+	for line := range strings.Lines(e.logs.String()) {
+		if strings.Contains(line, `msg="`+msg+`"`) {
+			return line
+		}
+	}
+	tb.Fatalf("log does not say %q:\n%s", msg, e.logs.String())
+	return ""
 }
 
 // eventTypes returns the types of evs, in order.

@@ -276,6 +276,8 @@ type chatEvent struct {
 // fakeChat records what taskbot shows, in order. Posted messages get the
 // ts 1700000000.000001, …000002, and so on.
 type fakeChat struct {
+	postErr error // if set before use, PostTask fails with it
+
 	mu     sync.Mutex
 	events []chatEvent // guarded by mu
 	posts  int         // guarded by mu
@@ -291,6 +293,9 @@ func (c *fakeChat) record(e chatEvent) {
 
 // PostTask implements task.Chat.
 func (c *fakeChat) PostTask(_ context.Context, v task.View) (string, error) {
+	if c.postErr != nil {
+		return "", c.postErr
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.posts++

@@ -83,9 +83,22 @@ func (s *Service) unlock(ctx context.Context, req Request) (Reply, error) {
 
 	ref := &taskbot.Task{Stack: st.Name}
 	if err := s.audit(ctx, ref, req.User, taskbot.EventStackUnlocked); err != nil {
-		return Reply{}, err
+		return Reply{}, errors.Join(err, s.undoUnlock(ctx, l))
 	}
 	return Reply{Public: true, Text: fmt.Sprintf(":unlock: <@%s> unlocked stack *%s*.", l.User, l.Stack)}, nil
+}
+
+// undoUnlock puts back, as it was, a lock whose removal could not be
+// audited, so that the store agrees with the audit log, which still shows
+// the stack locked. Auditing first instead would leave a stack_unlocked
+// event behind whenever the unlock itself then failed.
+func (s *Service) undoUnlock(ctx context.Context, l taskbot.Lock) error {
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	if err := s.Store.RestoreLock(fresh, l); err != nil {
+		return fmt.Errorf("undo unlock of %s: %w", l.Stack, err)
+	}
+	return nil
 }
 
 // listLocks shows every manual lock and running task.

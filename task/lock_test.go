@@ -230,6 +230,33 @@ func TestLockAuditFailure(t *testing.T) {
 			t.Errorf("LockOf(prod) = %+v, %v; want bob's earlier lock still held", l, err)
 		}
 	})
+
+	// An unlock nobody can account for must not stand either: the audit
+	// log still shows the stack locked.
+	t.Run("removed lock is put back", func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.do(t, bob, "lock", "prod db migration"); err != nil {
+			t.Fatalf("Handle /lock: %v", err)
+		}
+		before, err := e.store.LockOf(t.Context(), "prod")
+		if err != nil {
+			t.Fatalf("LockOf(prod): %v", err)
+		}
+		e.store.failAppend(taskbot.EventStackUnlocked, errAudit)
+
+		_, err = e.do(t, bob, "unlock", "prod")
+
+		if !errors.Is(err, errAudit) || taskbot.ErrorCode(err) != taskbot.EInternal {
+			t.Errorf("Handle /unlock error = %v, want an internal error wrapping %v", err, errAudit)
+		}
+		after, err := e.store.LockOf(t.Context(), "prod")
+		if err != nil {
+			t.Fatalf("LockOf(prod): %v", err)
+		}
+		if diff := cmp.Diff(after, before); diff != "" {
+			t.Errorf("lock after the failed unlock mismatch (-got +want):\n%s", diff)
+		}
+	})
 }
 
 func TestLockHelp(t *testing.T) {

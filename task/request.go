@@ -169,18 +169,18 @@ func (s *Service) refuse(ctx context.Context, t *taskbot.Task, cause error) erro
 	if err := s.Store.FinishTask(fresh, t.ID, taskbot.StateRefused, 0, s.Masker.String(reason)); err != nil {
 		s.logTask(t).WithError(err).Error("recording refused task failed")
 	}
+	// Logged here: joined to cause, it would be dropped when cause is shown
+	// to the requester.
 	if err := s.audit(fresh, t, t.User, taskbot.EventRefused, "reason", reason); err != nil {
-		return errors.Join(cause, err)
+		s.logTask(t).WithError(err).Error("auditing the refusal failed")
 	}
 	return cause
 }
 
-// abandon marks a task failed when taskbot itself could not go on, e.g.
-// because the audit log could not be written.
+// abandon marks a task failed, in the store and the audit log, when taskbot
+// itself could not go on, e.g. because the audit log could not be written.
 func (s *Service) abandon(ctx context.Context, t *taskbot.Task, cause error) error {
-	fresh, cancel := freshContext(ctx)
-	defer cancel()
-	if err := s.Store.FinishTask(fresh, t.ID, taskbot.StateFailed, 0, "internal error"); err != nil {
+	if err := s.finish(ctx, t, taskbot.StateFailed, 0, "internal error"); err != nil {
 		s.logTask(t).WithError(err).Error("recording abandoned task failed")
 	}
 	return cause

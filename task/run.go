@@ -12,6 +12,11 @@ import (
 	"github.com/taskbot/taskbot/runner"
 )
 
+// errNotPending stops a task that something else moved on while it was
+// being started: its state, and what its message shows, are no longer this
+// call's to set.
+var errNotPending = errors.New("task no longer pending")
+
 // start takes the stack's lease and runs the task. approval is the view of a
 // task that was approved and already posted, or nil for a task posted now.
 // The lease is given back before the final state is shown, so whoever reads
@@ -28,6 +33,9 @@ func (s *Service) start(ctx context.Context, st *taskbot.Stack, t *taskbot.Task,
 
 	err = s.runLeased(ctx, st, t, approval, lease)
 	s.release(ctx, t, lease)
+	if errors.Is(err, errNotPending) {
+		return err // whoever moved the task on shows it
+	}
 
 	fresh, cancel := freshContext(ctx)
 	defer cancel()
@@ -45,10 +53,14 @@ func (s *Service) releaseOnPanic(ctx context.Context, t *taskbot.Task, l taskbot
 
 // runLeased runs the task while it holds the stack's lease, and records its
 // final state in t, the store and the audit log. An error means taskbot
-// itself failed; the task is then recorded as failed.
+// itself failed; the task is then recorded as failed, unless the error is
+// errNotPending.
 func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, approval *View, lease taskbot.Lease) error {
 	defer s.releaseOnPanic(ctx, t, lease)
-	if err := s.begin(ctx, st, t, approval, lease); err != nil {
+	switch err := s.begin(ctx, st, t, approval, lease); {
+	case errors.Is(err, errNotPending):
+		return err
+	case err != nil:
 		return errors.Join(err, s.finish(ctx, t, taskbot.StateFailed, 0, "taskbot could not start the task"))
 	}
 
@@ -88,8 +100,12 @@ func (s *Service) begin(ctx context.Context, st *taskbot.Stack, t *taskbot.Task,
 	if err := s.reap(ctx, func(c runner.Container) bool { return c.Stack == st.Name && c.TaskID != t.ID }); err != nil {
 		return err
 	}
-	if _, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StatePending, taskbot.StateRunning); err != nil {
+	won, err := s.Store.TransitionTask(ctx, t.ID, taskbot.StatePending, taskbot.StateRunning)
+	if err != nil {
 		return fmt.Errorf("mark task running: %w", err)
+	}
+	if !won {
+		return fmt.Errorf("mark task %s running: %w", t.ID, errNotPending)
 	}
 	t.State = taskbot.StateRunning
 	if err := s.show(ctx, t, approval); err != nil {

@@ -32,7 +32,8 @@ type Store interface {
 	TransitionTask(ctx context.Context, id string, from, to taskbot.State) (bool, error)
 	RunningTasks(ctx context.Context) ([]string, error)
 	FinishTask(ctx context.Context, id string, state taskbot.State, exitCode int, detail string) error
-	AddApproval(ctx context.Context, id, user string) (int, error)
+	AddApproval(ctx context.Context, id, user string) (int, bool, error)
+	RemoveApproval(ctx context.Context, id, user string) error
 	Approvals(ctx context.Context, id string) ([]string, error)
 
 	AcquireLease(ctx context.Context, stack, taskID, user string, ttl time.Duration) (taskbot.Lease, error)
@@ -40,6 +41,7 @@ type Store interface {
 	ReleaseLease(ctx context.Context, l taskbot.Lease) error
 	Lock(ctx context.Context, stack, user, reason string) (taskbot.Lock, error)
 	Unlock(ctx context.Context, stack, user string) (taskbot.Lock, error)
+	RestoreLock(ctx context.Context, l taskbot.Lock) error
 	Locks(ctx context.Context) ([]taskbot.Lock, error)
 	LockOf(ctx context.Context, stack string) (*taskbot.Lock, error)
 

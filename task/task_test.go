@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -326,6 +327,16 @@ func TestHandleRefuses(t *testing.T) {
 				"Only they can run tasks on it until they `/unlock prod`."},
 			wantEvents: []taskbot.EventType{taskbot.EventRequested, taskbot.EventDecided, taskbot.EventRefused},
 		},
+		{
+			// A decision taskbot cannot account for is no decision: the
+			// task is refused, and nothing is locked or run.
+			name: "decision not audited",
+			user: alice, text: "prod terraform plan",
+			setup:      func(t *testing.T, e *env) { e.store.failAppend(taskbot.EventDecided, errAudit) },
+			wantCode:   taskbot.EInternal,
+			wantErr:    errAudit,
+			wantEvents: []taskbot.EventType{taskbot.EventRequested, taskbot.EventRefused},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,6 +442,7 @@ func TestHandleAuditFailure(t *testing.T) {
 		{
 			failing:    taskbot.EventRequested,
 			wantDetail: "internal error",
+			wantEvents: []taskbot.EventType{taskbot.EventFailed},
 		},
 		{
 			failing:    taskbot.EventLockAcquired,
@@ -476,6 +488,52 @@ func TestHandleAuditFailure(t *testing.T) {
 				t.Errorf("audit event types mismatch (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// movingRunner moves task 1 on, as something other than its request
+// might, while the task is being started: when taskbot looks for the
+// stack's orphans, just before it marks the task running.
+type movingRunner struct {
+	*fakeRunner
+	store *failingStore
+}
+
+// Containers implements task.Runner.
+func (r *movingRunner) Containers(ctx context.Context, owner string) ([]runner.Container, error) {
+	if err := r.store.FinishTask(ctx, "1", taskbot.StateFailed, 0, "failed elsewhere"); err != nil {
+		return nil, err
+	}
+	return r.fakeRunner.Containers(ctx, owner)
+}
+
+// A task that is no longer pending when taskbot would mark it running is
+// not run, and its state and message are left to whatever moved it on.
+func TestHandleTaskMovedOn(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Runner = &movingRunner{fakeRunner: e.runner, store: e.store}
+
+	_, err := e.do(t, alice, "task", "prod terraform plan")
+
+	if err == nil || taskbot.ErrorCode(err) != taskbot.EInternal {
+		t.Errorf("Handle error = %v, want an internal error", err)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 0 {
+		t.Errorf("runner ran %+v, want nothing", jobs)
+	}
+	if leases := e.store.leases(t); len(leases) != 0 {
+		t.Errorf("leases = %+v, want none", leases)
+	}
+	if events := e.chat.all(); len(events) != 0 {
+		t.Errorf("chat got %+v, want nothing", events)
+	}
+	if st := e.store.task(t, "1"); st.State != taskbot.StateFailed || st.Detail != "failed elsewhere" {
+		t.Errorf("stored task = %s %q, want it left failed %q", st.State, st.Detail, "failed elsewhere")
+	}
+	wantTypes := []taskbot.EventType{taskbot.EventRequested, taskbot.EventDecided,
+		taskbot.EventLockAcquired, taskbot.EventLockReleased}
+	if diff := cmp.Diff(eventTypes(e.store.events(t)), wantTypes); diff != "" {
+		t.Errorf("audit event types mismatch (-got +want):\n%s", diff)
 	}
 }
 

@@ -24,7 +24,7 @@ func TestSecretsMasked(t *testing.T) {
 	}
 
 	b.slash(t, bob, "/task", "dev echo env "+envSecret)
-	b.ephemeral(t, bob, "contains the value of one of the stack's secrets")
+	b.ephemeral(t, bob, "contains the value of a secret taskbot keeps")
 	b.slash(t, bob, "/task", "dev echo file "+fileSecret)
 	b.wait(t, "a second refusal to bob", func() bool { return len(b.slack.Ephemerals(bob)) == 2 })
 

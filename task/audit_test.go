@@ -167,7 +167,7 @@ func TestAbandonAudited(t *testing.T) {
 			t.Fatalf("audit event types mismatch (-got +want):\n%s", diff)
 		}
 		want := taskbot.Event{Type: taskbot.EventFailed, TaskID: "1", Stack: "prod", User: alice,
-			Fields: fields("exit_code", "0", "reason", "internal error")}
+			Fields: fields("exit_code", "", "reason", "internal error")}
 		if diff := cmp.Diff(evs[2], want, ignoreEventIDTime); diff != "" {
 			t.Errorf("failed event mismatch (-got +want):\n%s", diff)
 		}

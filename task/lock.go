@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/taskbot/taskbot"
 )
+
+// MaxReasonLength is the longest reason a lock may give, in characters: it
+// is shown in every refusal of a task on the stack.
+const MaxReasonLength = 300
 
 // lock takes a manual lock on a stack for the requester. Only writers may
 // lock a stack: a lock keeps everyone else's tasks off it.
@@ -19,6 +24,10 @@ func (s *Service) lock(ctx context.Context, req Request) (Reply, error) {
 	reason := req.Command.Text
 	if s.Masker.Contains(reason) {
 		return Reply{}, taskbot.Errorf(taskbot.EInvalid, "Your reason contains a secret value; write it without.")
+	}
+	if n := utf8.RuneCountInString(reason); n > MaxReasonLength {
+		return Reply{}, taskbot.Errorf(taskbot.EInvalid,
+			"Your reason has %d characters; keep it to %d, and link to the details.", n, MaxReasonLength)
 	}
 
 	prev, err := s.Store.LockOf(ctx, st.Name)

@@ -125,6 +125,11 @@ func TestLockRefuses(t *testing.T) {
 			wantMsg:  "Your reason contains a secret value; write it without.",
 		},
 		{
+			name: "reason too long", user: alice, cmd: "lock", text: "prod " + strings.Repeat("é", 301),
+			wantCode: taskbot.EInvalid,
+			wantMsg:  "Your reason has 301 characters; keep it to 300, and link to the details.",
+		},
+		{
 			name: "unlock unknown stack", user: alice, cmd: "unlock", text: "nope",
 			wantCode: taskbot.ENotFound,
 			wantMsg:  noStackNope,

@@ -20,8 +20,9 @@ const MaxCommandLength = 2000
 // errSecretInCommand refuses a command that holds a secret's value: it
 // would be kept, posted and run with the secret in plain text.
 var errSecretInCommand = taskbot.Errorf(taskbot.EForbidden,
-	"Your command contains the value of one of the stack's secrets, so nothing was run. "+
-		"Refer to the secret by its environment variable instead (e.g. `$DB_PASSWORD`).")
+	"Your command contains the value of a secret taskbot keeps (a stack's secret or a token), "+
+		"so nothing was run. Refer to a stack's secret by its environment variable instead "+
+		"(e.g. `$DB_PASSWORD`).")
 
 // request takes a /task command from its arrival to its end: checks, then
 // either a run or a wait for approval. Requests for unknown stacks are

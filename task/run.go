@@ -75,6 +75,9 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 	defer func() { stop(nil); <-renewed }()
 
 	res, runErr := s.execute(runCtx, st, t)
+	if res.Leftover != nil {
+		s.logTask(t).WithError(res.Leftover).Error("removing the task's container failed; the stack's next task removes it")
+	}
 	cancelled := context.Cause(runCtx)
 	stop(nil)
 
@@ -212,7 +215,9 @@ func outcome(st *taskbot.Stack, res runner.Result, err, cancelled error) (taskbo
 	return taskbot.StateFailed, ""
 }
 
-// finish records the task's final state and audits it.
+// finish records the task's final state and audits it. A failed task's
+// exit code 0 means it has none: it failed before its container exited, and
+// its audited exit_code is empty, so that nobody reads it as success.
 func (s *Service) finish(ctx context.Context, t *taskbot.Task, state taskbot.State, code int, detail string) error {
 	fresh, cancel := freshContext(ctx)
 	defer cancel()
@@ -226,6 +231,9 @@ func (s *Service) finish(ctx context.Context, t *taskbot.Task, state taskbot.Sta
 	typ, fields := taskbot.EventFinished, []string{"exit_code", strconv.Itoa(code)}
 	if state != taskbot.StateFinished {
 		typ = taskbot.EventFailed
+		if code == 0 {
+			fields[1] = ""
+		}
 		fields = append(fields, "reason", detail)
 	}
 	if err := s.audit(fresh, t, t.User, typ, fields...); err != nil {

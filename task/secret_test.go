@@ -31,7 +31,7 @@ func TestHandleRefusesSecretInCommand(t *testing.T) {
 			if strings.Contains(err.Error(), tt.secret) {
 				t.Errorf("Handle error %q shows the secret", err)
 			}
-			if !strings.Contains(uerr.Message, "contains the value of one of the stack's secrets") {
+			if !strings.Contains(uerr.Message, "contains the value of a secret taskbot keeps") {
 				t.Errorf("Handle error %q does not say why", uerr.Message)
 			}
 			if jobs := e.runner.ran(); len(jobs) != 0 {

@@ -175,23 +175,27 @@ func TestHandleOutcome(t *testing.T) {
 		err        error
 		wantCode   int
 		wantDetail string
+		audited    string // the audited exit_code
 	}{
 		{
 			name:     "non-zero exit",
 			result:   runner.Result{ExitCode: 3, Phase: runner.PhasePerform},
 			wantCode: 3,
+			audited:  "3",
 		},
 		{
 			name:       "init failed",
 			result:     runner.Result{ExitCode: 1, Phase: runner.PhaseInit},
 			wantCode:   1,
 			wantDetail: "the init phase failed",
+			audited:    "1",
 		},
 		{
 			name:       "timed out",
 			result:     runner.Result{ExitCode: 137, Phase: runner.PhasePerform, TimedOut: true},
 			wantCode:   137,
 			wantDetail: "timed out after 10m0s",
+			audited:    "137",
 		},
 		{
 			name:       "image unavailable",
@@ -232,7 +236,7 @@ func TestHandleOutcome(t *testing.T) {
 			evs := e.store.events(t)
 			wantTail := []taskbot.Event{
 				{Type: taskbot.EventFailed, TaskID: "1", Stack: "prod", User: alice,
-					Fields: fields("exit_code", fmt.Sprint(tt.wantCode), "reason", tt.wantDetail)},
+					Fields: fields("exit_code", tt.audited, "reason", tt.wantDetail)},
 				{Type: taskbot.EventLockReleased, TaskID: "1", Stack: "prod", User: alice,
 					Fields: fields("kind", "task", "token", "1")},
 			}
@@ -600,4 +604,23 @@ func TestHandleUnknownCommand(t *testing.T) {
 	req := task.Request{User: alice, Channel: channel, Command: command.Command{Name: "deploy"}}
 	_, err := e.svc.Handle(t.Context(), req)
 	userError(t, err, taskbot.EInvalid)
+}
+
+// TestHandleLogsLeftover checks that a container the runner could not
+// remove is logged with the task, and does not fail a task that worked.
+func TestHandleLogsLeftover(t *testing.T) {
+	e := newEnv(t)
+	e.runner.result = runner.Result{Phase: runner.PhasePerform, Leftover: errors.New("engine busy")}
+
+	if _, err := e.do(t, alice, "task", "prod terraform plan"); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+
+	if st := e.store.task(t, "1"); st.State != taskbot.StateFinished {
+		t.Errorf("task state = %s, want finished", st.State)
+	}
+	line := e.logLine(t, "removing the task's container failed; the stack's next task removes it")
+	if !strings.Contains(line, "engine busy") || !strings.Contains(line, "task_id=1") {
+		t.Errorf("log line %q lacks the error or the task", line)
+	}
 }

@@ -190,17 +190,27 @@ func (s *Service) startApproved(ctx context.Context, st *taskbot.Stack, t *taskb
 }
 
 // refuseOnMessage shows a refusal of an already posted task on its message.
-// err is what refusing or running the task returned; errors not meant for
-// users are returned as they are.
+// err is what refusing or running the task returned. A task that taskbot
+// itself failed to check again is shown refused too, so that its message
+// does not go on saying it waits; that error is returned, to be logged.
 func (s *Service) refuseOnMessage(ctx context.Context, t *taskbot.Task, err error, v *View) error {
 	msg, ok := taskbot.UserMessage(err)
-	if !ok {
-		return err
+	switch {
+	case err == nil:
+		return nil
+	case !ok && t.State != taskbot.StateAwaitingApproval:
+		return err // it ran, or failed to start: start showed that
+	case !ok:
+		msg = "taskbot failed while checking it again (internal error). Ask for it again."
 	}
 	t.State, t.Detail = taskbot.StateRefused, msg
 	fresh, cancel := freshContext(ctx)
 	defer cancel()
-	return s.show(fresh, t, v)
+	showErr := s.show(fresh, t, v)
+	if ok {
+		return showErr
+	}
+	return errors.Join(err, showErr)
 }
 
 // awaitApproval posts the task's message and leaves the task waiting for

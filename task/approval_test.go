@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -359,5 +360,27 @@ func TestApprovalAuditFailure(t *testing.T) {
 				t.Errorf("task state = %s, want %s", got, taskbot.StateAwaitingApproval)
 			}
 		})
+	}
+}
+
+// TestApprovedRecheckFails checks that an approved task that taskbot could
+// not check again shows it was refused, rather than still awaiting
+// approval, and runs nothing.
+func TestApprovedRecheckFails(t *testing.T) {
+	e := newEnv(t)
+	r := requestApproval(t, e)
+	e.store.failAppend(taskbot.EventDecided, errAudit)
+
+	if err := e.svc.React(t.Context(), r); !errors.Is(err, errAudit) {
+		t.Errorf("React error = %v, want %v", err, errAudit)
+	}
+
+	views := e.chat.views()
+	last := views[len(views)-1].Task
+	if last.State != taskbot.StateRefused || !strings.Contains(last.Detail, "internal error") {
+		t.Errorf("the task's message shows %s (%q), want refused for an internal error", last.State, last.Detail)
+	}
+	if jobs := e.runner.ran(); len(jobs) != 0 {
+		t.Errorf("runner ran %+v, want nothing", jobs)
 	}
 }

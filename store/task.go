@@ -28,12 +28,15 @@ if ARGV[4] ~= '' then redis.call('SADD', KEYS[2], ARGV[4]) end
 return 1
 `)
 
-// updateScript sets fields of an existing task. It must be atomic so that a
-// task that does not exist is not created as a fragment between the check
+// finishScript sets the final fields of an existing task (KEYS[1]) and
+// takes it off the running index (KEYS[2]) in one step, so that a crash
+// cannot leave a finished task listed as running. It must be atomic so that
+// a task that does not exist is not created as a fragment between the check
 // and the write. It returns 0 when there is no such task.
-var updateScript = redis.NewScript(`
+var finishScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'exit_code', ARGV[2], 'detail', ARGV[3], 'updated', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[5])
 return 1
 `)
 
@@ -156,21 +159,14 @@ func (s *Store) RunningTasks(ctx context.Context) ([]string, error) {
 
 // FinishTask sets the task's final state, exit code and detail.
 func (s *Store) FinishTask(ctx context.Context, id string, state taskbot.State, exitCode int, detail string) error {
-	keys := []string{s.key("task", id)}
-	res, err := updateScript.Run(ctx, s.rdb, keys,
-		"state", string(state),
-		"exit_code", strconv.Itoa(exitCode),
-		"detail", detail,
-		"updated", formatTime(now()),
-	).Int()
+	keys := []string{s.key("task", id), s.key("running")}
+	res, err := finishScript.Run(ctx, s.rdb, keys,
+		string(state), strconv.Itoa(exitCode), detail, formatTime(now()), id).Int()
 	if err != nil {
 		return fmt.Errorf("finish task %s: %w", id, err)
 	}
 	if res == 0 {
 		return fmt.Errorf("finish task %s: %w", id, taskbot.ErrNotFound)
-	}
-	if err := s.rdb.SRem(ctx, s.key("running"), id).Err(); err != nil {
-		return fmt.Errorf("unindex finished task %s: %w", id, err)
 	}
 	return nil
 }

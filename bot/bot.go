@@ -41,8 +41,10 @@ type Deduper interface {
 
 // Options configures a Bot.
 type Options struct {
-	// Workers bounds how many commands are handled at once; tasks run in
-	// them. Zero means 32.
+	// Workers bounds how many commands that may run a task (/task, and
+	// reactions, which may approve one) are handled at once, and how many
+	// other commands: tasks run in their workers, so the others get workers
+	// of their own that long tasks cannot hold up. Zero means 32.
 	Workers int
 
 	// DrainTimeout is how long Run waits, once its context ends, for
@@ -63,9 +65,10 @@ type Bot struct {
 	log    logrus.FieldLogger
 	opts   Options
 
-	botUser string         // the bot's own user ID, set by Run
-	slots   chan struct{}  // one token per busy worker
-	work    sync.WaitGroup // handlers in flight
+	botUser    string         // the bot's own user ID, set by Run
+	taskSlots  chan struct{}  // one token per busy worker that may run a task
+	quickSlots chan struct{}  // one token per busy worker for other commands
+	work       sync.WaitGroup // handlers in flight
 }
 
 // New returns a Bot; Run connects it.
@@ -77,7 +80,7 @@ func New(c *Client, tasks Tasks, dedupe Deduper, lg logrus.FieldLogger, o Option
 		o.DrainTimeout = 5 * time.Minute
 	}
 	return &Bot{client: c, tasks: tasks, dedupe: dedupe, log: lg, opts: o,
-		slots: make(chan struct{}, o.Workers)}
+		taskSlots: make(chan struct{}, o.Workers), quickSlots: make(chan struct{}, o.Workers)}
 }
 
 // Run connects to Slack and handles events until ctx ends. Then it takes no
@@ -135,7 +138,11 @@ func (b *Bot) event(work context.Context, sm *socketmode.Client, evt socketmode.
 	case socketmode.EventTypeSlashCommand:
 		if sc, ok := evt.Data.(slack.SlashCommand); ok {
 			id := evt.Request.EnvelopeID
-			b.dispatch(work, func(ctx context.Context) { b.slash(ctx, id, sc) })
+			slots := b.quickSlots
+			if mayRunTask(sc) {
+				slots = b.taskSlots
+			}
+			b.dispatch(work, slots, func(ctx context.Context) { b.slash(ctx, id, sc) })
 		}
 	case socketmode.EventTypeEventsAPI:
 		b.eventsAPI(work, evt)
@@ -161,7 +168,7 @@ func (b *Bot) eventsAPI(work context.Context, evt socketmode.Event) {
 	// A skin tone is the same emoji: "+1::skin-tone-2" approves like "+1".
 	emoji, _, _ := strings.Cut(r.Reaction, "::")
 	reaction := task.Reaction{User: r.User, Channel: r.Item.Channel, TS: r.Item.Timestamp, Emoji: emoji}
-	b.dispatch(work, func(ctx context.Context) { b.react(ctx, key, reaction) })
+	b.dispatch(work, b.taskSlots, func(ctx context.Context) { b.react(ctx, key, reaction) })
 }
 
 // react hands a reaction to the task lifecycle, once per event.
@@ -180,18 +187,25 @@ func (b *Bot) react(ctx context.Context, key string, r task.Reaction) {
 	}
 }
 
-// dispatch runs fn in a worker. The event loop never waits here, so acks
-// are never held up by work.
-func (b *Bot) dispatch(ctx context.Context, fn func(context.Context)) {
+// mayRunTask reports whether sc may run a task, which holds its worker for
+// as long as the task runs. It only sorts work; parsing comes later.
+func mayRunTask(sc slack.SlashCommand) bool {
+	first, _, _ := strings.Cut(strings.TrimSpace(sc.Text), " ")
+	return trimSlash(sc.Command) == "task" && first != "" && first != "help"
+}
+
+// dispatch runs fn in a worker, once it has a token of slots. The event
+// loop never waits here, so acks are never held up by work.
+func (b *Bot) dispatch(ctx context.Context, slots chan struct{}, fn func(context.Context)) {
 	b.work.Add(1)
 	go func() {
 		defer b.work.Done()
 		select {
-		case b.slots <- struct{}{}:
+		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		defer func() { <-b.slots }()
+		defer func() { <-slots }()
 		defer b.recoverPanic()
 		fn(ctx)
 	}()

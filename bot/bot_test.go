@@ -525,6 +525,27 @@ func TestHandlerPanic(t *testing.T) {
 	}
 }
 
+// TestQuickCommandsNotHeldUp checks that commands that cannot run a task
+// are answered while every worker for tasks is busy running one.
+func TestQuickCommandsNotHeldUp(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	tasks := &fakeTasks{handle: func(_ context.Context, req task.Request) (task.Reply, error) {
+		if req.Command.Name == "task" && !req.Command.Help {
+			waitRelease(t, release)
+		}
+		return task.Reply{Text: "answered " + req.Command.Name}, nil
+	}}
+	r := runBot(t, tasks, &fakeDeduper{}, Options{Workers: 1})
+	r.slash(t, "/task", "prod terraform apply")
+	waitFor(t, r.srv, "the task to start", func() bool { return len(tasks.Requests()) == 1 })
+
+	r.slash(t, "/lock", "")
+	r.slash(t, "/task", "help")
+
+	waitFor(t, r.srv, "the quick commands to be answered", func() bool { return len(r.srv.Ephemerals(alice)) == 2 })
+}
+
 // TestRunDrains checks that Run, once its context ends, waits for the
 // handler that is still running and lets it answer.
 func TestRunDrains(t *testing.T) {

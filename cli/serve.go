@@ -43,7 +43,7 @@ func serveCommand(stdio IO) *cobra.Command {
 	f.StringVar(&o.appToken, "app-token", "", "Slack app-level token, xapp-… (env SLACK_APP_TOKEN)")
 	f.StringVar(&o.botToken, "bot-token", "", "Slack bot token, xoxb-… (env SLACK_BOT_TOKEN)")
 	f.StringVar(&o.apiURL, "api-url", "https://slack.com/api/", "Slack Web API base URL (env SLACK_API_URL)")
-	f.IntVar(&o.workers, "workers", 32, "commands handled at once, running tasks included")
+	f.IntVar(&o.workers, "workers", 32, "/task commands and reactions handled at once, running tasks included; as many other commands besides")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "on SIGTERM, how long running tasks may finish before they are cancelled")
 	f.DurationVar(&o.leaseTTL, "lease-ttl", task.DefaultLeaseTTL, "how soon a crashed replica's stacks are free again; every replica must use the same")
 	return cmd

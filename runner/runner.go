@@ -100,8 +100,13 @@ const cleanupTimeout = 30 * time.Second
 // Docker runs Jobs through the Docker Engine API. It is safe for concurrent
 // use.
 type Docker struct {
-	cli *client.Client
+	cli         *client.Client
+	pullTimeout time.Duration
 }
+
+// defaultPullTimeout bounds pulling a missing image. The task holds its
+// stack meanwhile, so a registry that hangs must not keep it for ever.
+const defaultPullTimeout = 10 * time.Minute
 
 // New returns a Docker that talks to the engine the environment points at
 // (DOCKER_HOST and friends). The API version is negotiated down to the
@@ -111,7 +116,7 @@ func New() (*Docker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Docker{cli: cli}, nil
+	return &Docker{cli: cli, pullTimeout: defaultPullTimeout}, nil
 }
 
 // Close releases the client's idle connections.
@@ -163,7 +168,9 @@ func (d *Docker) ensureImage(ctx context.Context, image string) error {
 		return fmt.Errorf("inspect image %q: %w", image, err)
 	}
 
-	err = d.pull(ctx, image)
+	pullCtx, cancel := context.WithTimeout(ctx, d.pullTimeout)
+	defer cancel()
+	err = d.pull(pullCtx, image)
 	if err != nil && ctx.Err() != nil {
 		// A cancelled pull says nothing about the image.
 		return fmt.Errorf("pull image %q: %w", image, ctx.Err())

@@ -199,7 +199,13 @@ func TestRunMissingImage(t *testing.T) {
 // remove is reported in the Result of a run that otherwise worked.
 func TestRunReportsLeftover(t *testing.T) {
 	cli := dockertest.Client(t)
-	t.Setenv("DOCKER_HOST", refusingRemovals(t, cli.DaemonHost()))
+	t.Setenv("DOCKER_HOST", engineProxy(t, cli.DaemonHost(), func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodDelete || !strings.Contains(r.URL.Path, "/containers/") {
+			return false
+		}
+		http.Error(w, `{"message":"removal refused by test"}`, http.StatusInternalServerError)
+		return true
+	}))
 	d := newDocker(t)
 	job := runner.Job{TaskID: taskID(t), Image: dockertest.BusyboxImage(t), Command: "true"}
 	t.Cleanup(func() {
@@ -221,9 +227,31 @@ func TestRunReportsLeftover(t *testing.T) {
 	}
 }
 
-// refusingRemovals starts a proxy to the engine at host that answers every
-// container removal with an engine error, and returns its DOCKER_HOST.
-func refusingRemovals(tb testing.TB, host string) string {
+// TestRunPullHangs checks that a pull that never ends is given up after
+// the pull timeout, and reported as an unavailable image.
+func TestRunPullHangs(t *testing.T) {
+	cli := dockertest.Client(t)
+	t.Setenv("DOCKER_HOST", engineProxy(t, cli.DaemonHost(), func(_ http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/images/create") {
+			return false
+		}
+		<-r.Context().Done() // a registry that never answers
+		return true
+	}))
+	d := newDocker(t)
+	runner.SetPullTimeout(d, 200*time.Millisecond)
+	job := runner.Job{TaskID: taskID(t), Image: "taskbot-test/missing:latest", Command: "true"}
+
+	_, err := d.Run(t.Context(), job, io.Discard, io.Discard)
+
+	if !errors.Is(err, runner.ErrImageUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run with a hanging pull: error %v, want %v after the deadline", err, runner.ErrImageUnavailable)
+	}
+}
+
+// engineProxy starts a proxy to the engine at host and returns its
+// DOCKER_HOST. intercept answers a request itself by returning true.
+func engineProxy(tb testing.TB, host string, intercept func(http.ResponseWriter, *http.Request) bool) string {
 	tb.Helper()
 
 	u, err := url.Parse(host)
@@ -242,11 +270,9 @@ func refusingRemovals(tb testing.TB, host string) string {
 		Transport: &http.Transport{DialContext: dial},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/containers/") {
-			http.Error(w, `{"message":"removal refused by test"}`, http.StatusInternalServerError)
-			return
+		if !intercept(w, r) {
+			proxy.ServeHTTP(w, r)
 		}
-		proxy.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(srv.Close)
 	return "tcp://" + srv.Listener.Addr().String()

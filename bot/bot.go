@@ -96,7 +96,13 @@ func (b *Bot) Run(ctx context.Context) error {
 
 	sm := socketmode.New(b.client.api)
 	connErr := make(chan error, 1)
-	go func() { connErr <- sm.RunContext(ctx) }()
+	connDone := make(chan struct{})
+	go func() {
+		defer close(connDone)
+		connErr <- sm.RunContext(ctx)
+	}()
+	// The socket ends with ctx, or has ended with its error.
+	defer func() { <-connDone }()
 
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()

@@ -40,18 +40,22 @@ func TestShutdownDrains(t *testing.T) {
 			if err != nil || len(locks) != 0 {
 				t.Errorf("locks after shutdown = %v, %v; want none", locks, err)
 			}
-			assertNoContainer(t, taskID(t, m))
+			b.assertNoContainer(t, taskID(t, m))
 		})
 	}
 }
 
 // assertNoContainer checks that the container of task id is gone. Task IDs
-// restart with every test's Redis, but tests in this package run one at a
-// time, and other packages label their containers differently.
-func assertNoContainer(t *testing.T, id string) {
+// restart with every test's Redis, and other test runs may share the
+// engine, so the container is looked for by this deployment's label too.
+func (b *bot) assertNoContainer(t *testing.T, id string) {
 	t.Helper()
-	res, err := dockertest.Client(t).ContainerList(t.Context(), client.ContainerListOptions{
-		All: true, Filters: make(client.Filters).Add("label", runner.LabelTask+"="+id)})
+	owner, err := b.store.DeploymentID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters := make(client.Filters).Add("label", runner.LabelTask+"="+id, runner.LabelOwner+"="+owner)
+	res, err := dockertest.Client(t).ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: filters})
 	if err != nil {
 		t.Fatal(err)
 	}

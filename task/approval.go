@@ -115,6 +115,7 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 	if err != nil || !won {
 		return err
 	}
+	t.State = taskbot.StatePending
 	v := View{Emoji: s.Emoji, Approvers: approvers}
 	return s.startApproved(ctx, st, t, &v)
 }
@@ -182,25 +183,23 @@ func (s *Service) startApproved(ctx context.Context, st *taskbot.Stack, t *taskb
 		_, err = s.check(ctx, st, t)
 	}
 	if err != nil {
-		err = s.refuse(ctx, t, err)
-	} else {
-		err = s.start(ctx, st, t, v)
+		return s.refuseOnMessage(ctx, t, s.refuse(ctx, t, err), v)
 	}
-	return s.refuseOnMessage(ctx, t, err, v)
+
+	err = s.start(ctx, st, t, v)
+	if err == nil || errors.Is(err, errNotPending) || t.State != taskbot.StatePending {
+		return err // start showed how it went, or whoever moved the task on does
+	}
+	return s.refuseOnMessage(ctx, t, err, v) // it could not take the stack
 }
 
 // refuseOnMessage shows a refusal of an already posted task on its message.
-// err is what refusing or running the task returned. A task that taskbot
-// itself failed to check again is shown refused too, so that its message
-// does not go on saying it waits; that error is returned, to be logged.
+// err is why it was refused. A task that taskbot itself failed to check or
+// start is shown refused too, so that its message does not go on saying it
+// waits; that error is returned, to be logged.
 func (s *Service) refuseOnMessage(ctx context.Context, t *taskbot.Task, err error, v *View) error {
 	msg, ok := taskbot.UserMessage(err)
-	switch {
-	case err == nil:
-		return nil
-	case !ok && t.State != taskbot.StateAwaitingApproval:
-		return err // it ran, or failed to start: start showed that
-	case !ok:
+	if !ok {
 		msg = "taskbot failed while checking it again (internal error). Ask for it again."
 	}
 	t.State, t.Detail = taskbot.StateRefused, msg

@@ -384,3 +384,27 @@ func TestApprovedRecheckFails(t *testing.T) {
 		t.Errorf("runner ran %+v, want nothing", jobs)
 	}
 }
+
+// TestApprovedTaskMovedOn checks that an approved task that something else
+// moved on while it was being started is not run, and that its message is
+// left to whatever moved it on.
+func TestApprovedTaskMovedOn(t *testing.T) {
+	e := newEnv(t)
+	r := requestApproval(t, e)
+	e.svc.Runner = &movingRunner{fakeRunner: e.runner, store: e.store}
+	shown := len(e.chat.all())
+
+	if err := e.svc.React(t.Context(), r); err == nil {
+		t.Errorf("React error = nil, want the internal error of a task moved on")
+	}
+
+	if jobs := e.runner.ran(); len(jobs) != 0 {
+		t.Errorf("runner ran %+v, want nothing", jobs)
+	}
+	if events := e.chat.all()[shown:]; len(events) != 0 {
+		t.Errorf("chat got %+v after the approval, want nothing", events)
+	}
+	if st := e.store.task(t, "1"); st.State != taskbot.StateFailed || st.Detail != "failed elsewhere" {
+		t.Errorf("stored task = %s %q, want it left failed %q", st.State, st.Detail, "failed elsewhere")
+	}
+}

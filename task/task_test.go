@@ -503,6 +503,8 @@ type movingRunner struct {
 	store *failingStore
 }
 
+var _ task.Runner = (*movingRunner)(nil)
+
 // Containers implements task.Runner.
 func (r *movingRunner) Containers(ctx context.Context, owner string) ([]runner.Container, error) {
 	if err := r.store.FinishTask(ctx, "1", taskbot.StateFailed, 0, "failed elsewhere"); err != nil {
@@ -511,8 +513,9 @@ func (r *movingRunner) Containers(ctx context.Context, owner string) ([]runner.C
 	return r.fakeRunner.Containers(ctx, owner)
 }
 
-// A task that is no longer pending when taskbot would mark it running is
-// not run, and its state and message are left to whatever moved it on.
+// TestHandleTaskMovedOn checks that a task that is no longer pending when
+// taskbot would mark it running is not run, and that its state and message
+// are left to whatever moved it on.
 func TestHandleTaskMovedOn(t *testing.T) {
 	e := newEnv(t)
 	e.svc.Runner = &movingRunner{fakeRunner: e.runner, store: e.store}

@@ -49,8 +49,8 @@ type Result struct {
 	Phase    Phase // the phase the run ended in
 	TimedOut bool  // the container was killed because Job.Timeout passed
 
-	// Leftover is why the container could not be removed after a run that
-	// otherwise worked. Its labels let the reaper, or an operator, find it.
+	// Leftover is why the container could not be removed after the run.
+	// Its labels let the reaper, or an operator, find it.
 	Leftover error
 }
 
@@ -125,7 +125,8 @@ func (d *Docker) Close() error {
 }
 
 // Run runs job in a new container, copying its output to stdout and stderr
-// until it exits, and removes the container on every path. A non-zero exit
+// until it exits, and removes the container on every path; one it could not
+// remove is reported in Result.Leftover, with an error too. A non-zero exit
 // code is a Result, not an error. When ctx is cancelled, Run kills the
 // container and returns an error wrapping ctx.Err(). All output is written
 // from a single goroutine, and never after Run returns.
@@ -138,13 +139,7 @@ func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (re
 	if err != nil {
 		return Result{}, err
 	}
-	defer func() {
-		if rmErr := d.remove(ctx, id); err != nil {
-			err = errors.Join(err, rmErr)
-		} else {
-			res.Leftover = rmErr
-		}
-	}()
+	defer func() { res.Leftover = d.remove(ctx, id) }()
 
 	code, timedOut, err := d.execute(ctx, id, job.Timeout, stdout, stderr)
 	if err != nil {

@@ -225,6 +225,15 @@ func TestRunReportsLeftover(t *testing.T) {
 	if ids := containers(t, cli, job.TaskID); len(ids) != 1 {
 		t.Errorf("Run(%q) left containers %v, want the one it could not remove", job.Command, ids)
 	}
+
+	// A run that was cancelled reports its leftover too.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	job.Command = "echo started; sleep 30"
+	res, err = d.Run(ctx, job, &cancelOnWrite{cancel: cancel}, io.Discard)
+	if !errors.Is(err, context.Canceled) || res.Leftover == nil {
+		t.Errorf("cancelled Run(%q) = %+v, %v; want a Leftover error and %v", job.Command, res, err, context.Canceled)
+	}
 }
 
 // TestRunPullHangs checks that a pull that never ends is given up after

@@ -8,7 +8,6 @@ package command
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode"
 
@@ -31,9 +30,6 @@ type Command struct {
 func usageError(name, format string, args ...any) *taskbot.Error {
 	return taskbot.Errorf(taskbot.EInvalid, "%s\n%s", escape(fmt.Sprintf(format, args...)), Usage(name))
 }
-
-// stackName is what a stack may be called.
-var stackName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // Parse parses the text a user typed after the slash command name (given
 // with or without its slash). It normalises what chat clients "improve"
@@ -163,14 +159,13 @@ func parseUnlock(text string) (Command, error) {
 // checkStack returns a usage error for command name if stack cannot name a
 // stack.
 func checkStack(name, stack string) error {
-	if stackName.MatchString(stack) {
+	if taskbot.ValidStackName(stack) {
 		return nil
 	}
 	if name == "task" && strings.HasPrefix(stack, "-") {
 		return usageError(name, "name the stack first: /task prod %s …", stack)
 	}
-	return usageError(name, "%q is not a stack name: use up to 63 letters, digits, "+
-		"'.', '_' and '-', starting with a letter or digit", stack)
+	return usageError(name, "%q is not a stack name: use %s", stack, taskbot.StackNameRule)
 }
 
 // isHelp reports whether word asks for help.

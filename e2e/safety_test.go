@@ -27,6 +27,11 @@ func TestSecretsMasked(t *testing.T) {
 	b.ephemeral(t, bob, "contains the value of a secret taskbot keeps")
 	b.slash(t, bob, "/task", "dev echo file "+fileSecret)
 	b.wait(t, "a second refusal to bob", func() bool { return len(b.slack.Ephemerals(bob)) == 2 })
+	for _, m := range b.slack.Ephemerals(bob) {
+		if !strings.Contains(m.Plain(), "contains the value of a secret taskbot keeps") {
+			t.Errorf("reply to bob = %q, want the refusal of a secret in the command", m.Plain())
+		}
+	}
 
 	b.assertNoSecret(t)
 	var commands []string

@@ -100,6 +100,8 @@ func TestRefusals(t *testing.T) {
 		{"unknown stack", alice, "nope echo hi", `There is no stack "nope"`},
 		{"policy deny", alice, "prod terraform destroy", "A policy denied this task"},
 		{"usage", alice, "dev", "tell me what to run"},
+		// Slack escapes every typed '<'; a gateway might not.
+		{"undecodable", alice, "dev echo <oops", "could not read that command: it has a '<' without a closing '>'"},
 	}
 	b := startBot(t)
 	for _, tt := range tests {

@@ -112,7 +112,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("load policies from %s: no policy files (*.rego besides *_test.rego); "+
+		return nil, fmt.Errorf("no policy files (*.rego besides *_test.rego) in %s; "+
 			"remove the policies key to run without policies", dir)
 	}
 
@@ -121,7 +121,7 @@ func Load(ctx context.Context, dir string) (*Engine, error) {
 		return nil, err
 	}
 	if !declaresPackage(modules) {
-		return nil, fmt.Errorf("load policies from %s: no file declares package %s", dir, Package)
+		return nil, fmt.Errorf("no file in %s declares package %s", dir, Package)
 	}
 
 	opts := []func(*rego.Rego){

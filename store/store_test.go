@@ -339,9 +339,10 @@ func TestPrefix(t *testing.T) {
 			if err := e.rdb.FlushDB(ctx).Err(); err != nil {
 				t.Fatalf("FLUSHDB: %v", err)
 			}
-			task := newTask(t, s, "prod", "U1")
+			task, running := newTask(t, s, "prod", "U1"), newTask(t, s, "dev", "U1")
 			calls := []error{
 				second(s.TransitionTask(ctx, task.ID, taskbot.StateAwaitingApproval, taskbot.StateRunning)),
+				second(s.TransitionTask(ctx, running.ID, taskbot.StateAwaitingApproval, taskbot.StateRunning)),
 				s.SetTaskMessage(ctx, task.ID, "1.1"),
 				s.FinishTask(ctx, task.ID, taskbot.StateFinished, 0, ""),
 				second(s.FirstDelivery(ctx, "ev", longTTL)),
@@ -363,8 +364,10 @@ func TestPrefix(t *testing.T) {
 					t.Errorf("prefix %q: key %q does not start with %q", prefix, k, want)
 				}
 			}
-			if n, err := e.rdb.Exists(ctx, want+"audit").Result(); err != nil || n != 1 {
-				t.Errorf("prefix %q: EXISTS %saudit = %d, %v; want 1", prefix, want, n, err)
+			for _, key := range []string{"audit", "running"} {
+				if n, err := e.rdb.Exists(ctx, want+key).Result(); err != nil || n != 1 {
+					t.Errorf("prefix %q: EXISTS %s%s = %d, %v; want 1", prefix, want, key, n, err)
+				}
 			}
 		}
 	})

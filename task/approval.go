@@ -132,6 +132,8 @@ func (s *Service) countApproval(ctx context.Context, t *taskbot.Task, user strin
 		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {
 		if added {
 			err = errors.Join(err, s.withdrawApproval(ctx, t, user))
+			s.notifyApprover(ctx, t, user, fmt.Sprintf("Your :%s: on task %s could not be recorded, so it "+
+				"did not count. Remove it and react again.", s.Emoji, t.ID))
 		}
 		return 0, err
 	}
@@ -155,11 +157,19 @@ func (s *Service) ignoreApproval(ctx context.Context, t *taskbot.Task, user, rea
 	if err := s.audit(ctx, t, user, taskbot.EventApprovalIgnored, "approver", user, "reason", reason); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("Your :%s: on task %s did not count as an approval: %s.", s.Emoji, t.ID, reason)
-	if err := s.Chat.Notify(ctx, t.Channel, user, msg); err != nil {
+	s.notifyApprover(ctx, t, user, fmt.Sprintf("Your :%s: on task %s did not count as an approval: %s.",
+		s.Emoji, t.ID, reason))
+	return nil
+}
+
+// notifyApprover tells user, and only them, why their reaction did not
+// count, so that nobody believes they approved a task that still waits.
+func (s *Service) notifyApprover(ctx context.Context, t *taskbot.Task, user, msg string) {
+	fresh, cancel := freshContext(ctx)
+	defer cancel()
+	if err := s.Chat.Notify(fresh, t.Channel, user, msg); err != nil {
 		s.logTask(t).WithError(err).Warn("telling the approver why their approval did not count failed")
 	}
-	return nil
 }
 
 // disqualified returns why user's approval does not count, or "".

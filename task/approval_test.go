@@ -327,8 +327,9 @@ func TestApprovalAuditFailure(t *testing.T) {
 		name          string
 		earlier       bool // bob's approval was recorded before
 		wantApprovers []string
+		wantNotes     int // notes to bob
 	}{
-		{name: "new approval is withdrawn"},
+		{name: "new approval is withdrawn", wantNotes: 1},
 		{name: "earlier approval stays", earlier: true, wantApprovers: []string{bob}},
 	}
 	for _, tt := range tests {
@@ -358,6 +359,15 @@ func TestApprovalAuditFailure(t *testing.T) {
 			}
 			if got := e.store.task(t, "1").State; got != taskbot.StateAwaitingApproval {
 				t.Errorf("task state = %s, want %s", got, taskbot.StateAwaitingApproval)
+			}
+			var notes []string
+			for _, ev := range e.chat.all() {
+				if ev.Kind == "notify" && ev.User == bob && strings.Contains(ev.Text, "could not be recorded") {
+					notes = append(notes, ev.Text)
+				}
+			}
+			if len(notes) != tt.wantNotes {
+				t.Errorf("notes to bob = %q, want %d saying it could not be recorded", notes, tt.wantNotes)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
 	"github.com/taskbot/taskbot"
@@ -38,6 +39,7 @@ func (c *Client) OpenOutput(ctx context.Context, t taskbot.Task) (task.Output, e
 	}
 	o := &threadOutput{
 		c:       c,
+		log:     c.log.WithFields(logrus.Fields{"task_id": t.ID, "stack": t.Stack, "channel": t.Channel}),
 		channel: t.Channel,
 		thread:  t.MessageTS,
 		head:    c.OutputHead,
@@ -107,6 +109,7 @@ func (l *outputLoops) shutdown() {
 // order of the output.
 type threadOutput struct {
 	c               *Client
+	log             logrus.FieldLogger // with the task's fields
 	channel, thread string
 	closing         chan struct{} // closed by Close
 	closeOnce       sync.Once
@@ -168,7 +171,7 @@ func (o *threadOutput) loop(ctx context.Context, every time.Duration) {
 			o.flush(ctx, true)
 			return
 		case <-ctx.Done(): // the bot shut down before Close, or Close gave up at once
-			o.c.log.WithField("channel", o.channel).Warn("task output stopped before its final flush")
+			o.log.Warn("task output stopped before its final flush")
 			return
 		case <-tick.C:
 			o.flush(ctx, false)
@@ -208,7 +211,7 @@ func (o *threadOutput) flush(ctx context.Context, final bool) {
 // thread was deleted, say) will not go away, so it ends the streaming; once
 // ctx ended, whoever ended it says why.
 func (o *threadOutput) retry(ctx context.Context, err error, final bool) bool {
-	lg := o.c.log.WithError(err).WithField("channel", o.channel)
+	lg := o.log.WithError(err)
 	switch {
 	case refusedBySlack(err):
 		lg.Error("sending task output failed; giving up")

@@ -17,8 +17,10 @@ type DecodeError struct {
 	Problem string
 }
 
+// Error implements error, for logs.
 func (e *DecodeError) Error() string { return e.Problem + ": " + ErrUndecodable.Error() }
 
+// Unwrap makes errors.Is find [ErrUndecodable].
 func (e *DecodeError) Unwrap() error { return ErrUndecodable }
 
 var (

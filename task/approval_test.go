@@ -320,8 +320,9 @@ func TestReactStackBusy(t *testing.T) {
 	}
 }
 
-// An approval that cannot be audited does not count; one that counted
-// before, and was audited then, still does.
+// TestApprovalAuditFailure checks that an approval that cannot be audited
+// does not count, and its giver is told; one that counted before, and was
+// audited then, still does.
 func TestApprovalAuditFailure(t *testing.T) {
 	tests := []struct {
 		name          string

@@ -11,8 +11,9 @@ import (
 	"github.com/taskbot/taskbot"
 )
 
-// A refusal that cannot be audited still reaches whoever it is for; the
-// audit failure goes to the log, under the task.
+// TestRefusalAuditFailure checks that a refusal that cannot be audited
+// still reaches whoever it is for, and the audit failure goes to the log,
+// under the task.
 func TestRefusalAuditFailure(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -63,8 +64,9 @@ func TestRefusalAuditFailure(t *testing.T) {
 	}
 }
 
-// Once the container has run, its outcome stands even if it cannot be
-// audited, and the stack is free again either way.
+// TestHandleAuditFailureAfterRun checks that once the container has run,
+// its outcome stands even if it cannot be audited, and the stack is free
+// again either way.
 func TestHandleAuditFailureAfterRun(t *testing.T) {
 	tests := []struct {
 		failing    taskbot.EventType
@@ -135,8 +137,9 @@ func TestHandleAuditFailureAfterRun(t *testing.T) {
 	}
 }
 
-// A task taskbot gives up on is recorded as failed in the audit log too,
-// or, if even that cannot be written, in taskbot's own log.
+// TestAbandonAudited checks that a task taskbot gives up on is recorded as
+// failed in the audit log too, or, if even that cannot be written, in
+// taskbot's own log.
 func TestAbandonAudited(t *testing.T) {
 	abandon := func(t *testing.T, e *env) {
 		t.Helper()

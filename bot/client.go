@@ -90,8 +90,12 @@ func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Cli
 // PostTask implements task.Chat.
 func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 	text, blocks := renderTask(c.maskView(v))
-	_, ts, err := c.api.PostMessageContext(ctx, v.Task.Channel,
-		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	var ts string
+	err := retrySlack(ctx, func() (err error) {
+		_, ts, err = c.api.PostMessageContext(ctx, v.Task.Channel,
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
 	if err != nil {
 		return "", postError(v.Task.Channel, err)
 	}
@@ -100,16 +104,39 @@ func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 
 // UpdateTask implements task.Chat.
 func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
-	if err := c.pace.Wait(ctx); err != nil {
-		return fmt.Errorf("wait for slack's rate limit: %w", err)
-	}
 	text, blocks := renderTask(c.maskView(v))
-	_, _, _, err := c.api.UpdateMessageContext(ctx, v.Task.Channel, v.Task.MessageTS,
-		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	err := retrySlack(ctx, func() error {
+		if err := c.pace.Wait(ctx); err != nil {
+			return fmt.Errorf("wait for slack's rate limit: %w", err)
+		}
+		_, _, _, err := c.api.UpdateMessageContext(ctx, v.Task.Channel, v.Task.MessageTS,
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("chat.update of task %s: %w", v.Task.ID, err)
 	}
 	return nil
+}
+
+// slackRetryDelays are the waits between attempts to show a task's message
+// while Slack answers with one of its passing faults: the message is the
+// task's state, which must not be left wrong for one bad answer.
+var slackRetryDelays = []time.Duration{time.Second, 3 * time.Second, 5 * time.Second}
+
+// retrySlack calls f until it succeeds, fails otherwise than for a passing
+// fault of Slack's, or has failed once more than there are delays. Only
+// errors Slack answered are retried: a post that timed out may have been
+// made, and must not be made twice.
+func retrySlack(ctx context.Context, f func() error) error {
+	err := f()
+	for _, d := range slackRetryDelays {
+		if !passingSlackFault(err) || !sleep(ctx, d) {
+			return err
+		}
+		err = f()
+	}
+	return err
 }
 
 // postError explains a channel taskbot cannot post in: the requester can

@@ -157,6 +157,32 @@ func TestUpdateTask(t *testing.T) {
 	}
 }
 
+// TestTaskMessageThroughSlackFaults checks that the task's message is
+// posted and updated despite Slack's passing faults: it is the task's
+// state, and must not be left wrong for one bad answer.
+func TestTaskMessageThroughSlackFaults(t *testing.T) {
+	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())
+	lg, _ := newLogger()
+	c := newClient(t, srv, mask.New(), lg)
+
+	srv.FailNext("chat.postMessage", "internal_error", 1)
+	v := task.View{Task: baseTask()}
+	ts, err := c.PostTask(t.Context(), v)
+	if err != nil {
+		t.Fatalf("PostTask: %v", err)
+	}
+	srv.FailNext("chat.update", "service_unavailable", 1)
+	v.Task.MessageTS, v.Task.State = ts, taskbot.StateFinished
+	if err := c.UpdateTask(t.Context(), v); err != nil {
+		t.Fatalf("UpdateTask: %v", err)
+	}
+
+	msgs := srv.Messages(channel)
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Plain(), "finished") {
+		t.Errorf("the channel holds %+v, want the one task message, finished", msgs)
+	}
+}
+
 // TestNotify checks that Notify shows text to one user only.
 func TestNotify(t *testing.T) {
 	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())

@@ -243,6 +243,13 @@ func refusedBySlack(err error) bool {
 	return errors.As(err, &resp) && !transientSlackErrors[resp.Err]
 }
 
+// passingSlackFault reports whether Slack answered err for a fault of its
+// own that may well be gone when asked again.
+func passingSlackFault(err error) bool {
+	var resp slack.SlackErrorResponse
+	return errors.As(err, &resp) && transientSlackErrors[resp.Err]
+}
+
 // sleep waits for d and reports whether ctx is still live.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

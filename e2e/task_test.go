@@ -125,10 +125,15 @@ func TestNotInvited(t *testing.T) {
 	b.slash(t, alice, "/task", "dev echo never")
 	b.ephemeral(t, alice, "Invite me with `/invite @taskbot`")
 
+	var refused bool
 	for _, ev := range b.allEvents(t) {
 		if ev.Type == taskbot.EventStarted {
 			t.Errorf("a task started in a channel the bot is not in: %+v", ev)
 		}
+		refused = refused || ev.Type == taskbot.EventRefused && strings.Contains(ev.Get("reason"), "Invite me")
+	}
+	if !refused {
+		t.Errorf("no refused event that asks for an invitation in the audit log")
 	}
 	if l, err := b.store.LockOf(t.Context(), "dev"); err != nil || l != nil {
 		t.Errorf("LockOf(dev) = %+v, %v; want the stack free", l, err)

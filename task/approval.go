@@ -234,8 +234,12 @@ func (s *Service) awaitApproval(ctx context.Context, t *taskbot.Task, reasons []
 	for i, r := range reasons {
 		masked[i] = s.Masker.String(r)
 	}
-	if err := s.show(ctx, t, &View{Emoji: s.Emoji, Reasons: masked}); err != nil {
+	switch err := s.show(ctx, t, &View{Emoji: s.Emoji, Reasons: masked}); {
+	case err == nil:
+		return nil
+	case isUserError(err):
+		return s.refuse(ctx, t, err) // e.g. taskbot was not invited to the channel
+	default:
 		return s.abandon(ctx, t, err)
 	}
-	return nil
 }

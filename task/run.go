@@ -33,8 +33,8 @@ func (s *Service) start(ctx context.Context, st *taskbot.Stack, t *taskbot.Task,
 
 	err = s.runLeased(ctx, st, t, approval, lease)
 	s.release(ctx, t, lease)
-	if errors.Is(err, errNotPending) {
-		return err // whoever moved the task on shows it
+	if errors.Is(err, errNotPending) || t.State == taskbot.StateRefused {
+		return err // whoever moved the task on shows it, or the requester was told
 	}
 
 	fresh, cancel := freshContext(ctx)
@@ -60,6 +60,11 @@ func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.T
 	switch err := s.begin(ctx, st, t, approval, lease); {
 	case errors.Is(err, errNotPending):
 		return err
+	case err != nil && t.MessageTS == "" && isUserError(err):
+		// Its message could not be posted for a reason the requester can
+		// fix (taskbot was not invited to the channel): nothing ran.
+		t.State = taskbot.StateRefused
+		return s.refuse(ctx, t, err)
 	case err != nil:
 		return errors.Join(err, s.finish(ctx, t, taskbot.StateFailed, 0, "taskbot could not start the task"))
 	}
@@ -290,4 +295,10 @@ const outputCloseTimeout = 2 * time.Minute
 // cancellation but not by long.
 func freshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+}
+
+// isUserError reports whether err carries a sentence for the requester.
+func isUserError(err error) bool {
+	_, ok := taskbot.UserMessage(err)
+	return ok
 }

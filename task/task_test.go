@@ -627,3 +627,42 @@ func TestHandleLogsLeftover(t *testing.T) {
 		t.Errorf("log line %q lacks the error or the task", line)
 	}
 }
+
+// TestHandleCannotPost checks that a task whose message cannot be posted,
+// for a reason the requester can fix, is refused: nothing runs, the stack
+// is free again, and the audit log says refused, not failed.
+func TestHandleCannotPost(t *testing.T) {
+	errNotInvited := taskbot.Errorf(taskbot.EForbidden, "Invite me with `/invite @taskbot` and try again.")
+	tests := []struct {
+		text       string
+		wantEvents []taskbot.EventType
+	}{
+		{"prod terraform plan", []taskbot.EventType{taskbot.EventRequested, taskbot.EventDecided,
+			taskbot.EventLockAcquired, taskbot.EventRefused, taskbot.EventLockReleased}},
+		{taint, []taskbot.EventType{taskbot.EventRequested, taskbot.EventDecided, taskbot.EventRefused}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			e := newEnv(t)
+			e.chat.postErr = errNotInvited
+
+			_, err := e.do(t, alice, "task", tt.text)
+
+			if uerr := userError(t, err, taskbot.EForbidden); !strings.Contains(uerr.Message, "/invite @taskbot") {
+				t.Errorf("Handle error %q, want the request to invite taskbot", uerr.Message)
+			}
+			if jobs := e.runner.ran(); len(jobs) != 0 {
+				t.Errorf("runner ran %+v, want nothing", jobs)
+			}
+			if leases := e.store.leases(t); len(leases) != 0 {
+				t.Errorf("leases = %+v, want none", leases)
+			}
+			if st := e.store.task(t, "1"); st.State != taskbot.StateRefused {
+				t.Errorf("task state = %s, want refused", st.State)
+			}
+			if diff := cmp.Diff(eventTypes(e.store.events(t)), tt.wantEvents); diff != "" {
+				t.Errorf("audit event types mismatch (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

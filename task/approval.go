@@ -122,20 +122,23 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 
 // countApproval records user's approval and audits it, and returns how many
 // approvals the task has. An approval that cannot be audited is taken back:
-// it must not start the task. One recorded and audited before stays.
+// it must not start the task. One given before (the same approver reacting
+// again, say with another skin tone, perhaps through another replica) was
+// counted then: it is neither audited again nor a reason to start the task,
+// which the call that counted it does.
 func (s *Service) countApproval(ctx context.Context, t *taskbot.Task, user string) (int, error) {
 	n, added, err := s.Store.AddApproval(ctx, t.ID, user)
 	if err != nil {
 		return 0, fmt.Errorf("add approval: %w", err)
 	}
+	if !added {
+		return 0, nil
+	}
 	if err := s.audit(ctx, t, user, taskbot.EventApprovalCounted, "approver", user,
 		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {
-		if added {
-			err = errors.Join(err, s.withdrawApproval(ctx, t, user))
-			s.notifyApprover(ctx, t, user, fmt.Sprintf("Your :%s: on task %s could not be recorded, so it "+
-				"did not count. Remove it and react again.", s.Emoji, t.ID))
-		}
-		return 0, err
+		s.notifyApprover(ctx, t, user, fmt.Sprintf("Your :%s: on task %s could not be recorded, so it "+
+			"did not count. Remove it and react again.", s.Emoji, t.ID))
+		return 0, errors.Join(err, s.withdrawApproval(ctx, t, user))
 	}
 	return n, nil
 }

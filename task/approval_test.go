@@ -251,7 +251,8 @@ func TestReactTwoReplicas(t *testing.T) {
 	for _, ev := range e.store.events(t) {
 		counts[ev.Type]++
 	}
-	once := []taskbot.EventType{taskbot.EventLockAcquired, taskbot.EventStarted, taskbot.EventFinished}
+	once := []taskbot.EventType{taskbot.EventApprovalCounted, taskbot.EventLockAcquired,
+		taskbot.EventStarted, taskbot.EventFinished}
 	for _, typ := range once {
 		if counts[typ] != rounds {
 			t.Errorf("%d %s events, want %d", counts[typ], typ, rounds)
@@ -327,11 +328,12 @@ func TestApprovalAuditFailure(t *testing.T) {
 	tests := []struct {
 		name          string
 		earlier       bool // bob's approval was recorded before
+		wantErr       error
 		wantApprovers []string
 		wantNotes     int // notes to bob
 	}{
-		{name: "new approval is withdrawn", wantNotes: 1},
-		{name: "earlier approval stays", earlier: true, wantApprovers: []string{bob}},
+		{name: "new approval is withdrawn", wantErr: errAudit, wantNotes: 1},
+		{name: "earlier approval stays, not audited again", earlier: true, wantApprovers: []string{bob}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,8 +346,8 @@ func TestApprovalAuditFailure(t *testing.T) {
 			}
 			e.store.failAppend(taskbot.EventApprovalCounted, errAudit)
 
-			if err := e.svc.React(t.Context(), r); !errors.Is(err, errAudit) {
-				t.Errorf("React error = %v, want it to wrap %v", err, errAudit)
+			if err := e.svc.React(t.Context(), r); !errors.Is(err, tt.wantErr) {
+				t.Errorf("React error = %v, want %v", err, tt.wantErr)
 			}
 
 			approvers, err := e.store.Approvals(t.Context(), "1")

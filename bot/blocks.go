@@ -97,13 +97,28 @@ func codeBlock(text string) string {
 	return fence(text)
 }
 
-// fence puts text in a code block, escaped, with a zero-width space in
-// every pair of backticks, so that no run of three inside can end the block
-// early.
+// fence puts text in a code block, escaped, with a zero-width space between
+// any two backticks, and between a backtick and the fences: no run of
+// backticks inside can end the block early or join the fences.
 func fence(text string) string {
-	text = strings.ReplaceAll(text, "``", "`\u200b`")
-	return "```" + EscapeText(text) + "```"
+	var b strings.Builder
+	b.WriteString("```")
+	prev := '`' // the opening fence
+	for _, r := range text {
+		if r == '`' && prev == '`' {
+			b.WriteRune(zeroWidthSpace)
+		}
+		b.WriteRune(r)
+		prev = r
+	}
+	if prev == '`' && text != "" {
+		b.WriteRune(zeroWidthSpace)
+	}
+	return EscapeText(b.String()) + "```"
 }
+
+// zeroWidthSpace separates characters without showing.
+const zeroWidthSpace = '\u200b'
 
 func sectionBlock(mrkdwn string) slack.Block {
 	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, fit(mrkdwn), false, false), nil, nil)

@@ -23,7 +23,7 @@ func TestShell(t *testing.T) {
 		"/task prod echo terraform taint x",
 		"/react 4 white_check_mark",
 		"/user " + alice,
-		"/react 4 white_check_mark",
+		"/react 4 :white_check_mark::skin-tone-3:",
 	}, "\n")
 
 	out, logs := &logtest.Buffer{}, &logtest.Buffer{}

@@ -216,7 +216,9 @@ func (s *Shell) react(ctx context.Context, user, text string) {
 		s.chat.print("", fmt.Sprintf("task %s has no message to react to", fields[0]))
 		return
 	}
-	r := task.Reaction{User: user, Channel: Channel, TS: ts, Emoji: strings.Trim(fields[1], ":")}
+	// As in Slack, a skin tone is the same emoji: "+1::skin-tone-2" is "+1".
+	emoji, _, _ := strings.Cut(strings.Trim(fields[1], ":"), "::")
+	r := task.Reaction{User: user, Channel: Channel, TS: ts, Emoji: emoji}
 	if err := s.tasks.React(ctx, r); err != nil {
 		s.chat.print("", errorText(s.log, err))
 	}

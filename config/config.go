@@ -8,7 +8,10 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -99,9 +102,14 @@ func Parse(data []byte, baseDir string, getenv func(string) string) (*Config, er
 		getenv = os.Getenv
 	}
 
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc, more yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &ValidationError{Problems: []string{err.Error()}}
+	}
+	// A second document would be ignored, problems and all.
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, &ValidationError{Problems: []string{"the file must hold one YAML document, not several"}}
 	}
 
 	p := &parser{baseDir: baseDir, getenv: getenv}

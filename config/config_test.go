@@ -134,6 +134,38 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// TestParseMergeKeys checks that stacks can share settings through YAML
+// anchors, merge keys and top-level extension fields, and that a stack's own
+// keys win over merged ones.
+func TestParseMergeKeys(t *testing.T) {
+	data := `
+x-defaults: &defaults
+  image: busybox
+  writers: [U0DEMO]
+  timeout: 90s
+x-labels: &eu {region: eu}
+stacks:
+  a:
+    <<: *defaults
+  b:
+    <<: [*defaults, {labels: *eu}]
+    timeout: 1h
+`
+	got, err := config.Parse([]byte(data), t.TempDir(), getenv(nil))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+
+	want := map[string]*taskbot.Stack{
+		"a": {Name: "a", Image: "busybox", Writers: []string{"U0DEMO"}, Timeout: 90 * time.Second},
+		"b": {Name: "b", Image: "busybox", Writers: []string{"U0DEMO"}, Timeout: time.Hour,
+			Labels: map[string]string{"region": "eu"}},
+	}
+	if diff := cmp.Diff(got.Stacks, want); diff != "" {
+		t.Errorf("Parse stacks mismatch (-got +want):\n%s", diff)
+	}
+}
+
 // stack is a valid stack for problem snippets to append keys to.
 const stack = "stacks:\n  dev:\n    image: busybox\n    writers: [U0DEMO]\n"
 
@@ -221,6 +253,30 @@ func TestParseProblems(t *testing.T) {
 				"stacks.Prod Env (line 4): invalid stack name (use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit)",
 				"stacks._infra (line 5): invalid stack name (use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit)",
 			},
+		},
+		{
+			note: "stacks differing only in case",
+			data: stack + "  Dev:\n    image: busybox\n    writers: [U0DEMO]\n",
+			want: []string{`stacks.Dev (line 5): differs from stack "dev" only in case; ` +
+				"people would mistake one for the other"},
+		},
+		{
+			note: "taskbot's own variables",
+			data: stack + "    env: {TASKBOT_COMMAND: x}\n    secrets: {taskbot_init: {env: SET}}\n",
+			want: []string{
+				"stacks.dev.env.TASKBOT_COMMAND (line 5): names starting with TASKBOT_ are taskbot's own",
+				"stacks.dev.secrets.taskbot_init (line 6): names starting with TASKBOT_ are taskbot's own",
+			},
+		},
+		{
+			note: "two documents",
+			data: stack + "---\nstacks: {x: {image: a}}\n",
+			want: []string{"the file must hold one YAML document, not several"},
+		},
+		{
+			note: "merging a scalar",
+			data: stack + "    <<: 5\n",
+			want: []string{"stacks.dev.<< (line 5): must merge a mapping"},
 		},
 		{
 			note: "duplicate stack",

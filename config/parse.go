@@ -78,21 +78,54 @@ func (p *parser) mapping(path string, n *yaml.Node, fn entryFunc) (keys map[stri
 		return keys, false
 	}
 
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
+		switch {
+		case k.Kind != yaml.ScalarNode:
 			p.problem(path, k, "keys must be strings")
-			continue
+		case k.Tag == "!!merge":
+			merged = append(merged, v)
+		case path == "config" && strings.HasPrefix(k.Value, "x-"):
+			// Extension fields, as in Compose files: a place for anchors.
+		case keys[k.Value]:
+			p.problem(join(path, k.Value), k, "duplicate key")
+		default:
+			keys[k.Value] = true
+			fn(k.Value, k, v)
 		}
-		at := join(path, k.Value)
-		if keys[k.Value] {
-			p.problem(at, k, "duplicate key")
-			continue
-		}
-		keys[k.Value] = true
-		fn(k.Value, k, v)
 	}
+	p.merge(path, merged, keys, fn)
 	return keys, true
+}
+
+// merge calls fn with the entries that merge keys ("<<: *defaults") bring
+// into a mapping whose own keys are keys: as in YAML 1.1, a key the mapping
+// sets itself, or an earlier merged mapping brings, wins.
+func (p *parser) merge(path string, values []*yaml.Node, keys map[string]bool, fn entryFunc) {
+	var sources []*yaml.Node
+	for _, v := range values {
+		if v.Kind == yaml.SequenceNode {
+			sources = append(sources, v.Content...)
+		} else {
+			sources = append(sources, v)
+		}
+	}
+	for _, src := range sources {
+		src = resolve(src)
+		if src.Kind != yaml.MappingNode {
+			p.problem(join(path, "<<"), src, "must merge a mapping")
+			continue
+		}
+		for i := 0; i+1 < len(src.Content); i += 2 {
+			k, v := resolve(src.Content[i]), resolve(src.Content[i+1])
+			if k.Kind != yaml.ScalarNode || keys[k.Value] {
+				continue
+			}
+			keys[k.Value] = true
+			fn(k.Value, k, v)
+		}
+	}
 }
 
 // join appends key to path; the root has the path "config", which keys of

@@ -24,9 +24,14 @@ var (
 // the problems of all of them are reported.
 func (p *parser) stacks(path string, n *yaml.Node) map[string]*taskbot.Stack {
 	stacks := map[string]*taskbot.Stack{}
+	folded := map[string]string{} // lower-case name → name
 	keys, ok := p.mapping(path, n, func(name string, k, v *yaml.Node) {
 		at := join(path, name)
 		p.stackName(at, k)
+		if other, dup := folded[strings.ToLower(name)]; dup {
+			p.problem(at, k, "differs from stack %q only in case; people would mistake one for the other", other)
+		}
+		folded[strings.ToLower(name)] = name
 		stacks[name] = p.stack(at, name, v)
 	})
 	if ok && len(keys) == 0 {
@@ -61,9 +66,9 @@ func (p *parser) stack(path, name string, n *yaml.Node) *taskbot.Stack {
 		case "writers":
 			s.Writers = p.writers(at, v)
 		case "labels":
-			s.Labels = p.stringMap(at, v, nil)
+			s.Labels = p.stringMap(at, v, false)
 		case "env":
-			s.Env = p.stringMap(at, v, envName)
+			s.Env = p.stringMap(at, v, true)
 		case "secrets":
 			s.Secrets = p.secrets(at, v)
 		case "timeout":
@@ -128,14 +133,31 @@ func (p *parser) writers(path string, n *yaml.Node) []string {
 	return writers
 }
 
-// stringMap parses a mapping of strings whose keys, when names is not nil,
-// must be environment variable names.
-func (p *parser) stringMap(path string, n *yaml.Node, names *regexp.Regexp) map[string]string {
+// reservedEnvPrefix starts the names of the variables taskbot uses to carry
+// a task's init and command into its container.
+const reservedEnvPrefix = "TASKBOT_"
+
+// envVar reports whether name may name a variable set in a stack's
+// containers, recording a problem at path if not.
+func (p *parser) envVar(path string, k *yaml.Node, name string) bool {
+	switch {
+	case !envName.MatchString(name):
+		p.problem(path, k, "invalid environment variable name")
+	case strings.HasPrefix(strings.ToUpper(name), reservedEnvPrefix):
+		p.problem(path, k, "names starting with %s are taskbot's own", reservedEnvPrefix)
+	default:
+		return true
+	}
+	return false
+}
+
+// stringMap parses a mapping of strings whose keys, if envNames, must be
+// names of environment variables a stack may set.
+func (p *parser) stringMap(path string, n *yaml.Node, envNames bool) map[string]string {
 	m := map[string]string{}
 	p.mapping(path, n, func(key string, k, v *yaml.Node) {
 		at := join(path, key)
-		if names != nil && !names.MatchString(key) {
-			p.problem(at, k, "invalid environment variable name")
+		if envNames && !p.envVar(at, k, key) {
 			return
 		}
 		if s, ok := p.str(at, v); ok {
@@ -165,8 +187,7 @@ func (p *parser) secrets(path string, n *yaml.Node) map[string]taskbot.Secret {
 	secrets := map[string]taskbot.Secret{}
 	p.mapping(path, n, func(name string, k, v *yaml.Node) {
 		at := join(path, name)
-		if !envName.MatchString(name) {
-			p.problem(at, k, "invalid environment variable name")
+		if !p.envVar(at, k, name) {
 			return
 		}
 		if s, ok := p.secret(at, v); ok {

@@ -7,10 +7,13 @@
 package runner
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,23 +78,28 @@ const (
 
 // initMarker exists in a container while its init runs, so that a run
 // ending then, by failing or being killed, can be told from one ending in
-// the command without adding anything to the output. It lives in /tmp
-// because images that run as a non-root user cannot write to /.
-const initMarker = "/tmp/.taskbot-init"
+// the command without adding anything to the output. Its directory is put
+// into the container before it starts, writable by anyone, because images
+// may have no /tmp or run as a user who can write nowhere else.
+const (
+	markerDir  = "/.taskbot"
+	initMarker = markerDir + "/init"
+)
 
 // script is the container's entrypoint. The subshell keeps a failure to
-// write the marker (no /tmp, read-only filesystem) from ending the script.
+// write the marker from ending the script. sh is called by its path, as
+// POSIX places it, so that a stack's PATH cannot hide it.
 // The command is handed over as a positional parameter so that the command
 // does not see the variables that carried it; "--" keeps a command that
 // starts with "-" from being read as an option of sh.
 const script = `if [ -n "$` + envInit + `" ]; then
 	(: >` + initMarker + `) 2>/dev/null
-	sh -c -- "$` + envInit + `" || exit
+	/bin/sh -c -- "$` + envInit + `" || exit
 	rm -f ` + initMarker + `
 fi
 set -- "$` + envCommand + `"
 unset ` + envInit + ` ` + envCommand + `
-exec sh -c -- "$1"`
+exec /bin/sh -c -- "$1"`
 
 // cleanupTimeout bounds removing a container once a run is over, which
 // happens even when the caller's context is cancelled.
@@ -140,6 +148,12 @@ func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (re
 		return Result{}, err
 	}
 	defer func() { res.Leftover = d.remove(ctx, id) }()
+
+	if job.Init != "" {
+		if err := d.addMarkerDir(ctx, id); err != nil {
+			return Result{}, err
+		}
+	}
 
 	code, timedOut, err := d.execute(ctx, id, job.Timeout, stdout, stderr)
 	if err != nil {
@@ -193,7 +207,7 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 
 	cfg := &container.Config{
 		Image:        job.Image,
-		Entrypoint:   []string{"sh", "-c", script, "taskbot"},
+		Entrypoint:   []string{"/bin/sh", "-c", script, "taskbot"},
 		Env:          env,
 		WorkingDir:   job.Workdir,
 		AttachStdout: true,
@@ -216,6 +230,25 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 		return "", errors.Join(fmt.Errorf("create container: %w", err), d.remove(ctx, resp.ID))
 	}
 	return resp.ID, nil
+}
+
+// addMarkerDir puts markerDir, writable by anyone, into container id before
+// it starts.
+func (d *Docker) addMarkerDir(ctx context.Context, id string) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(markerDir, "/") + "/", Mode: 0o1777}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write marker directory: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write marker directory: %w", err)
+	}
+	_, err := d.cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf})
+	if err != nil {
+		return fmt.Errorf("add marker directory: %w", err)
+	}
+	return nil
 }
 
 // Container is a container the runner made, as Containers finds it.

@@ -142,6 +142,50 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunBareImage checks that a failed init is told from a failed
+// command in an image with no /tmp that runs as an unprivileged user, and
+// that a stack's PATH cannot hide sh.
+func TestRunBareImage(t *testing.T) {
+	d := newDocker(t)
+	image := dockertest.BareImage(t)
+
+	tests := []struct {
+		name string
+		job  runner.Job
+		want runner.Result
+	}{
+		{
+			name: "init fails",
+			job:  runner.Job{Init: "exit 3", Command: "echo command ran"},
+			want: runner.Result{ExitCode: 3, Phase: runner.PhaseInit},
+		},
+		{
+			name: "command fails after init",
+			job:  runner.Job{Init: "true", Command: "exit 4"},
+			want: runner.Result{ExitCode: 4, Phase: runner.PhasePerform},
+		},
+		{
+			name: "PATH without /bin",
+			job:  runner.Job{Env: []string{"PATH=/nowhere"}, Init: "/bin/true", Command: "exit 5"},
+			want: runner.Result{ExitCode: 5, Phase: runner.PhasePerform},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := tt.job
+			job.TaskID, job.Image = taskID(t), image
+
+			got, err := d.Run(t.Context(), job, io.Discard, io.Discard)
+			if err != nil {
+				t.Fatalf("Run(%q) error: %v", job.Command, err)
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("Run(%q) result mismatch (-got +want):\n%s", job.Command, diff)
+			}
+		})
+	}
+}
+
 func TestRunCancel(t *testing.T) {
 	d := newDocker(t)
 	job := runner.Job{

@@ -90,13 +90,34 @@ func BusyboxImage(tb testing.TB) string {
 // /bin/busybox, links to it in /bin for common commands, and a /tmp
 // directory. It always builds, even when ref already exists.
 func BuildBusyboxImage(ctx context.Context, cli *client.Client, ref string) error {
-	rootfs, err := busyboxRootfs()
+	return buildImage(ctx, cli, ref, true)
+}
+
+// bareRef is the image reference BareImage returns.
+const bareRef = "taskbot-test/busybox-bare:latest"
+
+// BareImage returns the reference of a busybox image like BusyboxImage's
+// but without /tmp, run as an unprivileged user: an image with nowhere
+// obvious to write. It builds it every time a process asks first.
+func BareImage(tb testing.TB) string {
+	tb.Helper()
+	BusyboxImage(tb) // checks for Docker and busybox-static
+	if err := buildImage(tb.Context(), Client(tb), bareRef, false, "USER 65534"); err != nil {
+		tb.Fatalf("bare image %q: %v", bareRef, err)
+	}
+	return bareRef
+}
+
+// buildImage imports, as ref, the busybox filesystem, with /tmp if withTmp,
+// and applies changes, Dockerfile instructions such as "USER 65534".
+func buildImage(ctx context.Context, cli *client.Client, ref string, withTmp bool, changes ...string) error {
+	rootfs, err := busyboxRootfs(withTmp)
 	if err != nil {
 		return err
 	}
 
 	source := client.ImageImportSource{Source: rootfs, SourceName: "-"}
-	resp, err := cli.ImageImport(ctx, source, ref, client.ImageImportOptions{})
+	resp, err := cli.ImageImport(ctx, source, ref, client.ImageImportOptions{Changes: changes})
 	if err != nil {
 		return fmt.Errorf("import image %q: %w", ref, err)
 	}
@@ -108,8 +129,8 @@ func BuildBusyboxImage(ctx context.Context, cli *client.Client, ref string) erro
 	return nil
 }
 
-// busyboxRootfs returns a tar archive of the test image's filesystem.
-func busyboxRootfs() (io.Reader, error) {
+// busyboxRootfs returns a tar archive of a test image's filesystem.
+func busyboxRootfs(withTmp bool) (io.Reader, error) {
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("read busybox: %w", err)
@@ -119,8 +140,10 @@ func busyboxRootfs() (io.Reader, error) {
 	tw := tar.NewWriter(&buf)
 	headers := []*tar.Header{
 		{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755},
-		{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777},
 		{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(bin))},
+	}
+	if withTmp {
+		headers = append(headers, &tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777})
 	}
 	for _, applet := range busyboxApplets {
 		headers = append(headers, &tar.Header{

@@ -35,14 +35,15 @@ func (s *Service) Handle(ctx context.Context, req Request) (Reply, error) {
 	return Reply{}, taskbot.Errorf(taskbot.EInvalid, "unknown command /%s", c.Name)
 }
 
-// stack returns the named stack, or an error listing the known ones.
+// stack returns the named stack, or an error pointing to /task help. It
+// lists no stacks: anyone may ask, and /task help shows each user the
+// ones they may use.
 func (s *Service) stack(name string) (*taskbot.Stack, error) {
 	if st, ok := s.Stacks[name]; ok {
 		return st, nil
 	}
 	return nil, taskbot.Errorf(taskbot.ENotFound,
-		"There is no stack %q. Known stacks: %s. `/task help` shows the ones you may use.",
-		name, strings.Join(s.stackNames(), ", "))
+		"There is no stack %q. `/task help` lists the stacks you may use.", name)
 }
 
 func (s *Service) stackNames() []string {

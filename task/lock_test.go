@@ -99,8 +99,7 @@ func TestLockLifecycle(t *testing.T) {
 }
 
 // noStackNope is the refusal of stack "nope".
-const noStackNope = `There is no stack "nope". Known stacks: dev, prod. ` +
-	"`/task help` shows the ones you may use."
+const noStackNope = `There is no stack "nope". ` + "`/task help` lists the stacks you may use."
 
 func TestLockRefuses(t *testing.T) {
 	tests := []struct {

@@ -264,7 +264,7 @@ func TestHandleRefuses(t *testing.T) {
 			name: "unknown stack",
 			user: alice, text: "nope terraform plan",
 			wantCode:   taskbot.ENotFound,
-			wantMsg:    []string{`There is no stack "nope"`, "Known stacks: dev, prod."},
+			wantMsg:    []string{`There is no stack "nope"`, "`/task help` lists the stacks you may use."},
 			wantEvents: []taskbot.EventType{taskbot.EventRequested, taskbot.EventRefused},
 		},
 		{

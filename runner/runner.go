@@ -10,9 +10,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -70,35 +73,38 @@ const (
 	LabelManaged = "taskbot.managed"
 )
 
-// The variables that carry a Job's init and command into its container.
+// The variables that carry a Job's init, command and init marker into its
+// container.
 const (
 	envInit    = "TASKBOT_INIT"
 	envCommand = "TASKBOT_COMMAND"
+	envMarker  = "TASKBOT_MARKER"
 )
 
-// initMarker exists in a container while its init runs, so that a run
+// An init marker exists in a container while its init runs, so that a run
 // ending then, by failing or being killed, can be told from one ending in
-// the command without adding anything to the output. Its directory is put
-// into the container before it starts, writable by anyone, because images
-// may have no /tmp or run as a user who can write nowhere else.
+// the command without adding anything to the output. It lives in a
+// directory of a name no image holds, put into the container before it
+// starts and writable by anyone, because images may have no /tmp or run as
+// a user who can write nowhere else.
 const (
-	markerDir  = "/.taskbot"
-	initMarker = markerDir + "/init"
+	markerDirPrefix = "/.taskbot-"
+	markerFile      = "init"
 )
 
-// script is the container's entrypoint. The subshell keeps a failure to
-// write the marker from ending the script. sh is called by its path, as
-// POSIX places it, so that a stack's PATH cannot hide it.
-// The command is handed over as a positional parameter so that the command
-// does not see the variables that carried it; "--" keeps a command that
-// starts with "-" from being read as an option of sh.
+// script is the container's entrypoint. The subshells keep a failure to
+// handle the marker from ending the script or showing in the output. sh is
+// called by its path, as POSIX places it, so that a stack's PATH cannot hide
+// it. The command is handed over as a positional parameter so that it does
+// not see the variables that carried it; "--" keeps a command that starts
+// with "-" from being read as an option of sh.
 const script = `if [ -n "$` + envInit + `" ]; then
-	(: >` + initMarker + `) 2>/dev/null
+	(: >"$` + envMarker + `") 2>/dev/null
 	/bin/sh -c -- "$` + envInit + `" || exit
-	rm -f ` + initMarker + `
+	(rm -f "$` + envMarker + `") 2>/dev/null
 fi
 set -- "$` + envCommand + `"
-unset ` + envInit + ` ` + envCommand + `
+unset ` + envInit + ` ` + envCommand + ` ` + envMarker + `
 exec /bin/sh -c -- "$1"`
 
 // cleanupTimeout bounds removing a container once a run is over, which
@@ -143,14 +149,18 @@ func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (re
 		return Result{}, err
 	}
 
-	id, err := d.create(ctx, job)
+	marker := ""
+	if job.Init != "" {
+		marker = newMarkerDir() + "/" + markerFile
+	}
+	id, err := d.create(ctx, job, marker)
 	if err != nil {
 		return Result{}, err
 	}
 	defer func() { res.Leftover = d.remove(ctx, id) }()
 
-	if job.Init != "" {
-		if err := d.addMarkerDir(ctx, id); err != nil {
+	if marker != "" {
+		if err := d.addMarkerDir(ctx, id, path.Dir(marker)); err != nil {
 			return Result{}, err
 		}
 	}
@@ -160,7 +170,7 @@ func (d *Docker) Run(ctx context.Context, job Job, stdout, stderr io.Writer) (re
 		return Result{}, err
 	}
 
-	phase, err := d.phase(ctx, id, job, code)
+	phase, err := d.phase(ctx, id, marker, code)
 	if err != nil {
 		return Result{}, err
 	}
@@ -199,11 +209,12 @@ func (d *Docker) pull(ctx context.Context, image string) error {
 	return resp.Wait(ctx)
 }
 
-// create creates job's container and returns its ID.
-func (d *Docker) create(ctx context.Context, job Job) (string, error) {
-	env := make([]string, 0, len(job.Env)+2)
+// create creates job's container and returns its ID. marker is the path of
+// its init marker, if it has an init.
+func (d *Docker) create(ctx context.Context, job Job, marker string) (string, error) {
+	env := make([]string, 0, len(job.Env)+3)
 	env = append(env, job.Env...)
-	env = append(env, envInit+"="+job.Init, envCommand+"="+job.Command)
+	env = append(env, envInit+"="+job.Init, envCommand+"="+job.Command, envMarker+"="+marker)
 
 	cfg := &container.Config{
 		Image:        job.Image,
@@ -232,12 +243,19 @@ func (d *Docker) create(ctx context.Context, job Job) (string, error) {
 	return resp.ID, nil
 }
 
-// addMarkerDir puts markerDir, writable by anyone, into container id before
-// it starts.
-func (d *Docker) addMarkerDir(ctx context.Context, id string) error {
+// newMarkerDir returns a path for a marker directory that no image holds.
+func newMarkerDir() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return markerDirPrefix + hex.EncodeToString(b[:])
+}
+
+// addMarkerDir puts dir, writable by anyone, into container id before it
+// starts.
+func (d *Docker) addMarkerDir(ctx context.Context, id, dir string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(markerDir, "/") + "/", Mode: 0o1777}
+	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(dir, "/") + "/", Mode: 0o1777}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("write marker directory: %w", err)
 	}
@@ -395,16 +413,17 @@ func (d *Docker) kill(ctx context.Context, id string) (killed bool, err error) {
 	return true, nil
 }
 
-// phase returns the phase container id's run of job ended in, given its exit
-// code. Only a failed run of a job with an init can have ended in init, so
-// only then does it look for the init marker.
-func (d *Docker) phase(ctx context.Context, id string, job Job, code int) (Phase, error) {
-	if code == 0 || job.Init == "" {
+// phase returns the phase container id's run ended in, given its init
+// marker ("" without an init) and its exit code. Only a failed run of a job
+// with an init can have ended in init, so only then does it look for the
+// marker.
+func (d *Docker) phase(ctx context.Context, id, marker string, code int) (Phase, error) {
+	if code == 0 || marker == "" {
 		return PhasePerform, nil
 	}
 
 	resp, err := d.cli.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{
-		SourcePath: initMarker,
+		SourcePath: marker,
 	})
 	if cerrdefs.IsNotFound(err) {
 		return PhasePerform, nil

@@ -79,9 +79,10 @@ func TestRun(t *testing.T) {
 			name: "env reaches command but carriers do not",
 			job: runner.Job{
 				Env:     []string{"GREETING=hello world", "EMPTY="},
-				Command: `echo "$GREETING" "${EMPTY-unset}" "${TASKBOT_COMMAND-unset}"`,
+				Init:    "true",
+				Command: `echo "$GREETING" "${EMPTY-unset}" "${TASKBOT_COMMAND-unset}" "${TASKBOT_MARKER-unset}"`,
 			},
-			out:  output{Stdout: "hello world  unset\n"},
+			out:  output{Stdout: "hello world  unset unset\n"},
 			want: runner.Result{ExitCode: 0, Phase: runner.PhasePerform},
 		},
 		{

@@ -91,7 +91,9 @@ func NewClient(o ClientOptions, masker *mask.Masker, lg logrus.FieldLogger) *Cli
 func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 	text, blocks := renderTask(c.maskView(v))
 	var ts string
-	err := retrySlack(ctx, func() (err error) {
+	// Slack may have posted despite internal_error; posting again would
+	// leave a second message that is never updated.
+	err := retrySlack(ctx, unsentSlackFault, func() (err error) {
 		_, ts, err = c.api.PostMessageContext(ctx, v.Task.Channel,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		return err
@@ -105,7 +107,7 @@ func (c *Client) PostTask(ctx context.Context, v task.View) (string, error) {
 // UpdateTask implements task.Chat.
 func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
 	text, blocks := renderTask(c.maskView(v))
-	err := retrySlack(ctx, func() error {
+	err := retrySlack(ctx, passingSlackFault, func() error {
 		if err := c.pace.Wait(ctx); err != nil {
 			return fmt.Errorf("wait for slack's rate limit: %w", err)
 		}
@@ -124,14 +126,12 @@ func (c *Client) UpdateTask(ctx context.Context, v task.View) error {
 // task's state, which must not be left wrong for one bad answer.
 var slackRetryDelays = []time.Duration{time.Second, 3 * time.Second, 5 * time.Second}
 
-// retrySlack calls f until it succeeds, fails otherwise than for a passing
-// fault of Slack's, or has failed once more than there are delays. Only
-// errors Slack answered are retried: a post that timed out may have been
-// made, and must not be made twice.
-func retrySlack(ctx context.Context, f func() error) error {
+// retrySlack calls f until it succeeds, fails with an error retryable does
+// not accept, or has failed once more than there are delays.
+func retrySlack(ctx context.Context, retryable func(error) bool, f func() error) error {
 	err := f()
 	for _, d := range slackRetryDelays {
-		if !passingSlackFault(err) || !sleep(ctx, d) {
+		if !retryable(err) || !sleep(ctx, d) {
 			return err
 		}
 		err = f()

@@ -165,13 +165,13 @@ func TestTaskMessageThroughSlackFaults(t *testing.T) {
 	lg, _ := newLogger()
 	c := newClient(t, srv, mask.New(), lg)
 
-	srv.FailNext("chat.postMessage", "internal_error", 1)
+	srv.FailNext("chat.postMessage", "service_unavailable", 1)
 	v := task.View{Task: baseTask()}
 	ts, err := c.PostTask(t.Context(), v)
 	if err != nil {
 		t.Fatalf("PostTask: %v", err)
 	}
-	srv.FailNext("chat.update", "service_unavailable", 1)
+	srv.FailNext("chat.update", "internal_error", 1)
 	v.Task.MessageTS, v.Task.State = ts, taskbot.StateFinished
 	if err := c.UpdateTask(t.Context(), v); err != nil {
 		t.Fatalf("UpdateTask: %v", err)
@@ -180,6 +180,15 @@ func TestTaskMessageThroughSlackFaults(t *testing.T) {
 	msgs := srv.Messages(channel)
 	if len(msgs) != 1 || !strings.Contains(msgs[0].Plain(), "finished") {
 		t.Errorf("the channel holds %+v, want the one task message, finished", msgs)
+	}
+
+	// Slack may have posted despite an internal_error: no second post.
+	srv.FailNext("chat.postMessage", "internal_error", 1)
+	if _, err := c.PostTask(t.Context(), v); err == nil {
+		t.Errorf("PostTask after internal_error succeeded, want it not posted again")
+	}
+	if n := srv.Calls("chat.postMessage"); n != 3 {
+		t.Errorf("chat.postMessage called %d times, want 3 (a fault, a post, a fault)", n)
 	}
 }
 

@@ -244,10 +244,22 @@ func refusedBySlack(err error) bool {
 }
 
 // passingSlackFault reports whether Slack answered err for a fault of its
-// own that may well be gone when asked again.
+// own that may well be gone when asked again. Only errors Slack answered
+// count: a call that timed out may have been carried out.
 func passingSlackFault(err error) bool {
 	var resp slack.SlackErrorResponse
 	return errors.As(err, &resp) && transientSlackErrors[resp.Err]
+}
+
+// unsentSlackFault reports whether err is a passing fault after which Slack
+// did nothing, so that even a post can be made again without being made
+// twice. After internal_error and fatal_error part of the work may be done.
+func unsentSlackFault(err error) bool {
+	var resp slack.SlackErrorResponse
+	if !errors.As(err, &resp) {
+		return false
+	}
+	return transientSlackErrors[resp.Err] && resp.Err != "internal_error" && resp.Err != "fatal_error"
 }
 
 // sleep waits for d and reports whether ctx is still live.

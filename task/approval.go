@@ -124,15 +124,15 @@ func (s *Service) approve(ctx context.Context, st *taskbot.Stack, t *taskbot.Tas
 // approvals the task has. An approval that cannot be audited is taken back:
 // it must not start the task. One given before (the same approver reacting
 // again, say with another skin tone, perhaps through another replica) was
-// counted then: it is neither audited again nor a reason to start the task,
-// which the call that counted it does.
+// audited when it was given and is not audited again; it still counts, so
+// that a task whose start was cut short can be started by reacting again.
 func (s *Service) countApproval(ctx context.Context, t *taskbot.Task, user string) (int, error) {
 	n, added, err := s.Store.AddApproval(ctx, t.ID, user)
 	if err != nil {
 		return 0, fmt.Errorf("add approval: %w", err)
 	}
 	if !added {
-		return 0, nil
+		return n, nil
 	}
 	if err := s.audit(ctx, t, user, taskbot.EventApprovalCounted, "approver", user,
 		"approvals", strconv.Itoa(n), "needed", strconv.Itoa(approvalsNeeded)); err != nil {

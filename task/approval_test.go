@@ -331,9 +331,13 @@ func TestApprovalAuditFailure(t *testing.T) {
 		wantErr       error
 		wantApprovers []string
 		wantNotes     int // notes to bob
+		wantState     taskbot.State
+		wantRuns      int
 	}{
-		{name: "new approval is withdrawn", wantErr: errAudit, wantNotes: 1},
-		{name: "earlier approval stays, not audited again", earlier: true, wantApprovers: []string{bob}},
+		{name: "new approval is withdrawn", wantErr: errAudit, wantNotes: 1,
+			wantState: taskbot.StateAwaitingApproval},
+		{name: "earlier approval, not audited again, starts the task", earlier: true,
+			wantApprovers: []string{bob}, wantState: taskbot.StateFinished, wantRuns: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,11 +361,11 @@ func TestApprovalAuditFailure(t *testing.T) {
 			if diff := cmp.Diff(approvers, tt.wantApprovers, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("approvals mismatch (-got +want):\n%s", diff)
 			}
-			if jobs := e.runner.ran(); len(jobs) != 0 {
-				t.Errorf("runner ran %+v, want nothing", jobs)
+			if jobs := e.runner.ran(); len(jobs) != tt.wantRuns {
+				t.Errorf("runner ran %+v, want %d jobs", jobs, tt.wantRuns)
 			}
-			if got := e.store.task(t, "1").State; got != taskbot.StateAwaitingApproval {
-				t.Errorf("task state = %s, want %s", got, taskbot.StateAwaitingApproval)
+			if got := e.store.task(t, "1").State; got != tt.wantState {
+				t.Errorf("task state = %s, want %s", got, tt.wantState)
 			}
 			var notes []string
 			for _, ev := range e.chat.all() {

@@ -107,8 +107,9 @@ func Parse(data []byte, baseDir string, getenv func(string) string) (*Config, er
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &ValidationError{Problems: []string{err.Error()}}
 	}
-	// A second document would be ignored, problems and all.
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+	// A second document would be ignored, problems and all; an empty one
+	// (a trailing "---") is harmless.
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && !isNull(documentRoot(&more)) {
 		return nil, &ValidationError{Problems: []string{"the file must hold one YAML document, not several"}}
 	}
 

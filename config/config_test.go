@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,12 +145,16 @@ x-defaults: &defaults
   writers: [U0DEMO]
   timeout: 90s
 x-labels: &eu {region: eu}
+x-eu: &eudefaults {<<: *defaults, labels: *eu}
 stacks:
   a:
     <<: *defaults
   b:
     <<: [*defaults, {labels: *eu}]
     timeout: 1h
+  c: {<<: *eudefaults}
+<<: {x-more: ignored too}
+---
 `
 	got, err := config.Parse([]byte(data), t.TempDir(), getenv(nil))
 	if err != nil {
@@ -160,9 +165,32 @@ stacks:
 		"a": {Name: "a", Image: "busybox", Writers: []string{"U0DEMO"}, Timeout: 90 * time.Second},
 		"b": {Name: "b", Image: "busybox", Writers: []string{"U0DEMO"}, Timeout: time.Hour,
 			Labels: map[string]string{"region": "eu"}},
+		"c": {Name: "c", Image: "busybox", Writers: []string{"U0DEMO"}, Timeout: 90 * time.Second,
+			Labels: map[string]string{"region": "eu"}},
 	}
 	if diff := cmp.Diff(got.Stacks, want); diff != "" {
 		t.Errorf("Parse stacks mismatch (-got +want):\n%s", diff)
+	}
+}
+
+// TestParseMergeBomb checks that mappings merged many times over, each
+// level twice the one below, are walked once each rather than 2^levels
+// times.
+func TestParseMergeBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-0: &l0 {image: busybox, writers: [U0DEMO]}\n")
+	const levels = 64
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&b, "x-%d: &l%d {<<: [*l%d, *l%d]}\n", i, i, i-1, i-1)
+	}
+	fmt.Fprintf(&b, "stacks: {dev: {<<: *l%d}}\n", levels)
+
+	got, err := config.Parse([]byte(b.String()), t.TempDir(), getenv(nil))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if st := got.Stacks["dev"]; st == nil || st.Image != "busybox" {
+		t.Errorf("stack dev = %+v, want the merged image", st)
 	}
 }
 
@@ -262,10 +290,10 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			note: "taskbot's own variables",
-			data: stack + "    env: {TASKBOT_COMMAND: x}\n    secrets: {taskbot_init: {env: SET}}\n",
+			data: stack + "    env: {TASKBOT_COMMAND: x, taskbot_init: y}\n    secrets: {TASKBOT_INIT: {env: SET}}\n",
 			want: []string{
 				"stacks.dev.env.TASKBOT_COMMAND (line 5): names starting with TASKBOT_ are taskbot's own",
-				"stacks.dev.secrets.taskbot_init (line 6): names starting with TASKBOT_ are taskbot's own",
+				"stacks.dev.secrets.TASKBOT_INIT (line 6): names starting with TASKBOT_ are taskbot's own",
 			},
 		},
 		{

@@ -63,7 +63,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 // node and the value's node.
 type entryFunc func(key string, k, v *yaml.Node)
 
-// mapping calls fn with every entry of the mapping n, in order. It reports
+// mapping calls fn with every entry of the mapping n, in order, then with
+// those its merge keys bring (see [parser.entries]). It reports
 // keys that are not strings or that repeat, and returns the keys it saw. A
 // missing or null n is an empty mapping; any other node is a problem, and
 // ok is false.
@@ -78,54 +79,64 @@ func (p *parser) mapping(path string, n *yaml.Node, fn entryFunc) (keys map[stri
 		return keys, false
 	}
 
+	p.entries(path, n, keys, map[*yaml.Node]bool{n: true}, fn)
+	return keys, true
+}
+
+// entries calls fn with every entry of mapping n whose key is not in seen,
+// then with those its merge keys ("<<: *defaults") bring: as in YAML 1.1, a
+// key the mapping sets itself, or an earlier merged mapping brings, wins.
+// Problems are reported for n's own entries only; visited holds the
+// mappings walked already, so that merging one twice costs nothing.
+func (p *parser) entries(path string, n *yaml.Node, seen map[string]bool, visited map[*yaml.Node]bool, fn entryFunc) {
+	own := len(visited) == 1
 	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			p.problem(path, k, "keys must be strings")
+			if own {
+				p.problem(path, k, "keys must be strings")
+			}
 		case k.Tag == "!!merge":
 			merged = append(merged, v)
 		case path == "config" && strings.HasPrefix(k.Value, "x-"):
 			// Extension fields, as in Compose files: a place for anchors.
-		case keys[k.Value]:
-			p.problem(join(path, k.Value), k, "duplicate key")
+		case seen[k.Value]:
+			if own {
+				p.problem(join(path, k.Value), k, "duplicate key")
+			}
 		default:
-			keys[k.Value] = true
+			seen[k.Value] = true
 			fn(k.Value, k, v)
 		}
 	}
-	p.merge(path, merged, keys, fn)
-	return keys, true
+
+	for _, src := range mergeSources(merged) {
+		switch {
+		case src.Kind != yaml.MappingNode:
+			p.problem(join(path, "<<"), src, "must merge a mapping")
+		case !visited[src]:
+			visited[src] = true
+			p.entries(path, src, seen, visited, fn)
+		}
+	}
 }
 
-// merge calls fn with the entries that merge keys ("<<: *defaults") bring
-// into a mapping whose own keys are keys: as in YAML 1.1, a key the mapping
-// sets itself, or an earlier merged mapping brings, wins.
-func (p *parser) merge(path string, values []*yaml.Node, keys map[string]bool, fn entryFunc) {
+// mergeSources returns the mappings merge keys' values name: one each, or
+// a sequence of them.
+func mergeSources(values []*yaml.Node) []*yaml.Node {
 	var sources []*yaml.Node
 	for _, v := range values {
 		if v.Kind == yaml.SequenceNode {
-			sources = append(sources, v.Content...)
-		} else {
-			sources = append(sources, v)
-		}
-	}
-	for _, src := range sources {
-		src = resolve(src)
-		if src.Kind != yaml.MappingNode {
-			p.problem(join(path, "<<"), src, "must merge a mapping")
+			for _, item := range v.Content {
+				sources = append(sources, resolve(item))
+			}
 			continue
 		}
-		for i := 0; i+1 < len(src.Content); i += 2 {
-			k, v := resolve(src.Content[i]), resolve(src.Content[i+1])
-			if k.Kind != yaml.ScalarNode || keys[k.Value] {
-				continue
-			}
-			keys[k.Value] = true
-			fn(k.Value, k, v)
-		}
+		sources = append(sources, v)
 	}
+	return sources
 }
 
 // join appends key to path; the root has the path "config", which keys of

@@ -143,7 +143,7 @@ func (p *parser) envVar(path string, k *yaml.Node, name string) bool {
 	switch {
 	case !envName.MatchString(name):
 		p.problem(path, k, "invalid environment variable name")
-	case strings.HasPrefix(strings.ToUpper(name), reservedEnvPrefix):
+	case strings.HasPrefix(name, reservedEnvPrefix):
 		p.problem(path, k, "names starting with %s are taskbot's own", reservedEnvPrefix)
 	default:
 		return true

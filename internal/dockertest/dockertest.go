@@ -96,14 +96,30 @@ func BuildBusyboxImage(ctx context.Context, cli *client.Client, ref string) erro
 // bareRef is the image reference BareImage returns.
 const bareRef = "taskbot-test/busybox-bare:latest"
 
+// bare remembers the one build of the bare image per process.
+var bare struct {
+	once sync.Once
+	err  error
+}
+
 // BareImage returns the reference of a busybox image like BusyboxImage's
 // but without /tmp, run as an unprivileged user: an image with nowhere
-// obvious to write. It builds it every time a process asks first.
+// obvious to write. It builds it the first time a process asks unless the
+// engine already has it.
 func BareImage(tb testing.TB) string {
 	tb.Helper()
 	BusyboxImage(tb) // checks for Docker and busybox-static
-	if err := buildImage(tb.Context(), Client(tb), bareRef, false, "USER 65534"); err != nil {
-		tb.Fatalf("bare image %q: %v", bareRef, err)
+	cli := Client(tb)
+
+	bare.once.Do(func() {
+		_, err := cli.ImageInspect(tb.Context(), bareRef)
+		if cerrdefs.IsNotFound(err) {
+			err = buildImage(tb.Context(), cli, bareRef, false, "USER 65534")
+		}
+		bare.err = err
+	})
+	if bare.err != nil {
+		tb.Fatalf("bare image %q: %v", bareRef, bare.err)
 	}
 	return bareRef
 }

@@ -53,6 +53,9 @@ func TestShell(t *testing.T) {
 			t.Errorf("shell output lacks %q; got:\n%s", want, got)
 		}
 	}
+	if n := strings.Count(got, "approved by @"+alice); n != 1 {
+		t.Errorf("shell printed the approval %d times, want once:\n%s", n, got)
+	}
 	if strings.Contains(got, "│ should-not-run") {
 		t.Errorf("a task ran on a stack locked by someone else:\n%s", got)
 	}

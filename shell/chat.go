@@ -144,7 +144,9 @@ func renderTask(v task.View) string {
 		s += "\nneeds approval: " + strings.Join(v.Reasons, "; ")
 		s += fmt.Sprintf("\nanother writer approves with: /react %s %s", t.ID, v.Emoji)
 	}
-	if len(v.Approvers) > 0 {
+	// The terminal keeps every version of the message: the approvers show
+	// once, when the approval takes effect, not again with the final state.
+	if len(v.Approvers) > 0 && t.State != taskbot.StateFinished && t.State != taskbot.StateFailed {
 		s += "\napproved by <@" + strings.Join(v.Approvers, ">, <@") + ">"
 	}
 	return s

@@ -54,7 +54,8 @@ func (s *Service) releaseOnPanic(ctx context.Context, t *taskbot.Task, l taskbot
 // runLeased runs the task while it holds the stack's lease, and records its
 // final state in t, the store and the audit log. An error means taskbot
 // itself failed; the task is then recorded as failed, unless the error is
-// errNotPending.
+// errNotPending, or one the requester can fix that kept its message from
+// being posted, when it is refused.
 func (s *Service) runLeased(ctx context.Context, st *taskbot.Stack, t *taskbot.Task, approval *View, lease taskbot.Lease) error {
 	defer s.releaseOnPanic(ctx, t, lease)
 	switch err := s.begin(ctx, st, t, approval, lease); {

@@ -224,42 +224,57 @@ func (o *threadOutput) retry(ctx context.Context, err error, final bool) bool {
 	return final && sleep(ctx, time.Second)
 }
 
-// transientSlackErrors are the errors Slack answers with when the fault is
-// its own and passing: sending the same again later may well work.
-var transientSlackErrors = map[string]bool{
-	"internal_error":      true,
-	"fatal_error":         true,
-	"service_unavailable": true,
-	"request_timeout":     true,
-	"rate_limited":        true,
-	"ratelimited":         true,
+// slackFault is what an error Slack answered says about sending again.
+type slackFault int
+
+const (
+	faultLasting   slackFault = iota // sending the same again fails the same way
+	faultUnsent                      // Slack's own, passing, and it did nothing
+	faultMaybeDone                   // Slack's own and passing, but part may be done
+)
+
+// passingSlackErrors are the errors Slack answers with when the fault is
+// its own and passing: sending again later may well work. Any other error
+// Slack answers is lasting.
+var passingSlackErrors = map[string]slackFault{
+	"internal_error":      faultMaybeDone,
+	"fatal_error":         faultMaybeDone,
+	"service_unavailable": faultUnsent,
+	"request_timeout":     faultUnsent,
+	"rate_limited":        faultUnsent,
+	"ratelimited":         faultUnsent,
 }
 
-// refusedBySlack reports whether Slack answered err itself, rather than
-// not answering or failing for a moment: sending the same again would fail
-// the same way. HTTP 429s are waited out by the client before they get here.
-func refusedBySlack(err error) bool {
+// faultOf classifies err, and reports whether Slack answered it at all: a
+// call that got no answer (it timed out, say) may have been carried out.
+// HTTP 429s are waited out by the client before they get here.
+func faultOf(err error) (slackFault, bool) {
 	var resp slack.SlackErrorResponse
-	return errors.As(err, &resp) && !transientSlackErrors[resp.Err]
+	if !errors.As(err, &resp) {
+		return 0, false
+	}
+	return passingSlackErrors[resp.Err], true // faultLasting when not listed
+}
+
+// refusedBySlack reports whether Slack answered err with a lasting error.
+func refusedBySlack(err error) bool {
+	f, answered := faultOf(err)
+	return answered && f == faultLasting
 }
 
 // passingSlackFault reports whether Slack answered err for a fault of its
-// own that may well be gone when asked again. Only errors Slack answered
-// count: a call that timed out may have been carried out.
+// own that may well be gone when asked again.
 func passingSlackFault(err error) bool {
-	var resp slack.SlackErrorResponse
-	return errors.As(err, &resp) && transientSlackErrors[resp.Err]
+	f, answered := faultOf(err)
+	return answered && f != faultLasting
 }
 
 // unsentSlackFault reports whether err is a passing fault after which Slack
 // did nothing, so that even a post can be made again without being made
-// twice. After internal_error and fatal_error part of the work may be done.
+// twice.
 func unsentSlackFault(err error) bool {
-	var resp slack.SlackErrorResponse
-	if !errors.As(err, &resp) {
-		return false
-	}
-	return transientSlackErrors[resp.Err] && resp.Err != "internal_error" && resp.Err != "fatal_error"
+	f, answered := faultOf(err)
+	return answered && f == faultUnsent
 }
 
 // sleep waits for d and reports whether ctx is still live.

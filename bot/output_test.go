@@ -21,6 +21,7 @@ import (
 
 	"github.com/taskbot/taskbot"
 	"github.com/taskbot/taskbot/internal/fakeslack"
+	"github.com/taskbot/taskbot/internal/logtest"
 	"github.com/taskbot/taskbot/mask"
 	"github.com/taskbot/taskbot/task"
 )
@@ -208,12 +209,7 @@ func TestOutputRateLimited(t *testing.T) {
 // answer is sent again: Close keeps trying until it gets through.
 func TestOutputSlackUnreachable(t *testing.T) {
 	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())
-	var failing atomic.Int32
-	proxy := failingProxy(t, srv, &failing)
-	lg, logs := newLogger()
-	c := NewClient(ClientOptions{BotToken: fakeslack.BotToken, AppToken: fakeslack.AppToken,
-		APIURL: proxy.URL + "/api/"}, mask.New(), lg)
-	c.FlushInterval = time.Hour // only Close flushes
+	c, failing, logs := unreliableClient(t, srv)
 	tk := postTask(t, c)
 	out, err := c.OpenOutput(t.Context(), tk)
 	if err != nil {
@@ -237,12 +233,7 @@ func TestOutputSlackUnreachable(t *testing.T) {
 // by the time Close returns.
 func TestOutputCloseStopsTheLoop(t *testing.T) {
 	srv := fakeslack.New(t, fakeslack.WithoutRateLimits())
-	var failing atomic.Int32
-	proxy := failingProxy(t, srv, &failing)
-	lg, _ := newLogger()
-	c := NewClient(ClientOptions{BotToken: fakeslack.BotToken, AppToken: fakeslack.AppToken,
-		APIURL: proxy.URL + "/api/"}, mask.New(), lg)
-	c.FlushInterval = time.Hour // only Close flushes
+	c, failing, _ := unreliableClient(t, srv)
 	out, err := c.OpenOutput(t.Context(), postTask(t, c))
 	if err != nil {
 		t.Fatal(err)
@@ -261,6 +252,20 @@ func TestOutputCloseStopsTheLoop(t *testing.T) {
 	default:
 		t.Errorf("the output's loop still runs after Close returned")
 	}
+}
+
+// unreliableClient returns a client that reaches srv through a
+// failingProxy whose failures the returned counter sets, and the buffer it
+// logs to. It flushes output only on Close.
+func unreliableClient(tb testing.TB, srv *fakeslack.Server) (*Client, *atomic.Int32, *logtest.Buffer) {
+	tb.Helper()
+	failing := &atomic.Int32{}
+	proxy := failingProxy(tb, srv, failing)
+	lg, logs := newLogger()
+	c := NewClient(ClientOptions{BotToken: fakeslack.BotToken, AppToken: fakeslack.AppToken,
+		APIURL: proxy.URL + "/api/"}, mask.New(), lg)
+	c.FlushInterval = time.Hour
+	return c, failing, logs
 }
 
 // failingProxy forwards to srv's Web API, but answers the next n calls with

@@ -25,8 +25,11 @@ import (
 // statically linked binary, the only file the test image needs.
 const busyboxPath = "/bin/busybox"
 
-// busyboxRef is the image reference BusyboxImage returns.
-const busyboxRef = "taskbot-test/busybox:latest"
+// The references of the test images BusyboxImage and BareImage return.
+const (
+	busyboxRef = "taskbot-test/busybox:latest"
+	bareRef    = "taskbot-test/busybox-bare:latest"
+)
 
 // busyboxApplets are the commands the test image links to busybox in /bin.
 var busyboxApplets = []string{
@@ -34,11 +37,41 @@ var busyboxApplets = []string{
 	"mkdir", "touch", "test", "[", "wc", "head", "tr", "yes", "id", "seq", "dd",
 }
 
-// busybox remembers the one build of the test image per process.
-var busybox struct {
-	once sync.Once
-	err  error
+// builtImage is a test image built at most once per process.
+type builtImage struct {
+	ref   string
+	build func(context.Context, *client.Client) error
+	once  sync.Once
+	err   error
 }
+
+// get returns the image's reference, building it the first time a process
+// asks unless the engine already has it.
+func (b *builtImage) get(tb testing.TB, cli *client.Client) string {
+	tb.Helper()
+	b.once.Do(func() {
+		_, err := cli.ImageInspect(tb.Context(), b.ref)
+		if cerrdefs.IsNotFound(err) {
+			err = b.build(tb.Context(), cli)
+		}
+		b.err = err
+	})
+	if b.err != nil {
+		tb.Fatalf("test image %q: %v", b.ref, b.err)
+	}
+	return b.ref
+}
+
+// The test images: busybox, and the same without /tmp, run as an
+// unprivileged user.
+var (
+	busybox = &builtImage{ref: busyboxRef, build: func(ctx context.Context, cli *client.Client) error {
+		return BuildBusyboxImage(ctx, cli, busyboxRef)
+	}}
+	bare = &builtImage{ref: bareRef, build: func(ctx context.Context, cli *client.Client) error {
+		return buildImage(ctx, cli, bareRef, false, "USER 65534")
+	}}
+)
 
 // Client returns a client connected to the local Docker engine with its API
 // version negotiated. It stops the test through [integration.Unavailable]
@@ -73,17 +106,7 @@ func BusyboxImage(tb testing.TB) string {
 		integration.Unavailable(tb, "busybox-static not installed: %v", err)
 	}
 
-	busybox.once.Do(func() {
-		_, err := cli.ImageInspect(tb.Context(), busyboxRef)
-		if cerrdefs.IsNotFound(err) {
-			err = BuildBusyboxImage(tb.Context(), cli, busyboxRef)
-		}
-		busybox.err = err
-	})
-	if busybox.err != nil {
-		tb.Fatalf("busybox image %q: %v", busyboxRef, busybox.err)
-	}
-	return busyboxRef
+	return busybox.get(tb, cli)
 }
 
 // BuildBusyboxImage imports, as ref, an image holding the host's
@@ -93,15 +116,6 @@ func BuildBusyboxImage(ctx context.Context, cli *client.Client, ref string) erro
 	return buildImage(ctx, cli, ref, true)
 }
 
-// bareRef is the image reference BareImage returns.
-const bareRef = "taskbot-test/busybox-bare:latest"
-
-// bare remembers the one build of the bare image per process.
-var bare struct {
-	once sync.Once
-	err  error
-}
-
 // BareImage returns the reference of a busybox image like BusyboxImage's
 // but without /tmp, run as an unprivileged user: an image with nowhere
 // obvious to write. It builds it the first time a process asks unless the
@@ -109,19 +123,7 @@ var bare struct {
 func BareImage(tb testing.TB) string {
 	tb.Helper()
 	BusyboxImage(tb) // checks for Docker and busybox-static
-	cli := Client(tb)
-
-	bare.once.Do(func() {
-		_, err := cli.ImageInspect(tb.Context(), bareRef)
-		if cerrdefs.IsNotFound(err) {
-			err = buildImage(tb.Context(), cli, bareRef, false, "USER 65534")
-		}
-		bare.err = err
-	})
-	if bare.err != nil {
-		tb.Fatalf("bare image %q: %v", bareRef, bare.err)
-	}
-	return bareRef
+	return bare.get(tb, Client(tb))
 }
 
 // buildImage imports, as ref, the busybox filesystem, with /tmp if withTmp,
